@@ -1,0 +1,73 @@
+/*
+ * Check: seccomp (v1)
+ *
+ * Without a seccomp profile a container can make every system call the kernel has, which is how
+ * most container escapes start. This is the Pod Security Standards' restricted rule.
+ *
+ * Fields read:
+ *   spec.securityContext.seccompProfile.type
+ *   spec.{initContainers,containers,ephemeralContainers}[*].securityContext.seccompProfile.type
+ *   spec.os.name
+ * Allowed: every container ends up with RuntimeDefault or Localhost (its own setting, else the pod's).
+ * Unconfined is denied wherever it is set. With `requireProfile: false` (the baseline level) only an
+ * explicit Unconfined is denied. Pods with `spec.os.name: windows` are not checked: Windows has no
+ * seccomp, and the kubelet refuses a pod whose os.name does not match its node.
+ * Params: requireProfile (default true); mutate (default true): whether /mutate sets RuntimeDefault
+ * at pod level for containers that would end up with no profile.
+ */
+
+import { definePodCheck, type Finding } from '../check.js';
+import { containerLabel, type PodView } from '../pod.js';
+
+export interface SeccompParams {
+  requireProfile: boolean;
+  mutate: boolean;
+}
+
+const UNCONFINED = 'Unconfined';
+
+/** Containers that end up with no seccomp profile at all: neither their own nor the pod's. */
+export function containersWithoutProfile(pod: PodView): PodView['containers'] {
+  if (pod.os === 'windows' || pod.securityContext.seccompProfileType !== undefined) return [];
+  return pod.containers.filter((c) => c.securityContext.seccompProfileType === undefined);
+}
+
+export const seccomp = definePodCheck<SeccompParams>({
+  id: 'seccomp',
+  summary: 'Every container must run with the RuntimeDefault or a Localhost seccomp profile; never Unconfined.',
+  paramsSchema: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      requireProfile: { type: 'boolean', default: true },
+      mutate: { type: 'boolean', default: true },
+    },
+  },
+  compile: (params) => (pod) => {
+    if (pod.os === 'windows') return [];
+    const findings: Finding[] = [];
+    const podPath = [...pod.path, 'securityContext', 'seccompProfile', 'type'];
+    if (pod.securityContext.seccompProfileType === UNCONFINED) {
+      findings.push({ path: podPath, message: 'pod: securityContext.seccompProfile.type must not be Unconfined' });
+    }
+    for (const c of pod.containers) {
+      if (c.securityContext.seccompProfileType === UNCONFINED) {
+        findings.push({
+          path: [...c.path, 'securityContext', 'seccompProfile', 'type'],
+          message: `${containerLabel(c)}: securityContext.seccompProfile.type must not be Unconfined`,
+        });
+      }
+    }
+    if (params.requireProfile) {
+      const missing = containersWithoutProfile(pod);
+      if (missing.length > 0) {
+        const names = missing.map((c) => `"${c.name}"`).join(', ');
+        findings.push({
+          path: podPath,
+          message: `pod or ${missing.length === 1 ? 'container' : 'containers'} ${names}: securityContext.seccompProfile.type must be set to RuntimeDefault or Localhost`,
+        });
+      }
+    }
+    return findings;
+  },
+});

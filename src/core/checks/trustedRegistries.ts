@@ -1,0 +1,96 @@
+/*
+ * Check: trustedRegistries (v1)
+ *
+ * An image from a registry nobody vetted runs whatever its publisher pushed last.
+ *
+ * Fields read: spec.{initContainers,containers,ephemeralContainers}[*].image
+ * Allowed: an image whose reference parses (image.ts, the runtime's own grammar) and whose
+ * normalised repository (`nginx` → `docker.io/library/nginx`) equals a `registries` entry or continues
+ * it right after a `/`: `ghcr.io/acme` trusts `ghcr.io/acme/app`, not `ghcr.io/acmecorp/app` nor
+ * `ghcr.io.evil.com/acme/app`. Registry hosts compare case-insensitively; a port is part of the host
+ * (`ghcr.io:443` is not `ghcr.io`). A missing or unparsable image is denied.
+ * Params: registries: ["host[:port][/path]", …] (at least one).
+ */
+
+import { definePodCheck, type Finding, type ParamIssue } from '../check.js';
+import { DOMAIN_RE, normaliseDomain, parseImageReference, PATH_RE, repositoryOf } from '../image.js';
+import { containerLabel } from '../pod.js';
+
+interface Params {
+  registries: string[];
+}
+
+/** Validates one `registries` entry and returns its normalised form, or why it is not one. */
+export function normaliseRegistryEntry(entry: string): { ok: true; value: string } | { ok: false; reason: string } {
+  if (entry.includes('*')) {
+    return { ok: false, reason: 'must not contain "*": an entry already trusts every repository below it' };
+  }
+  const trimmed = entry.endsWith('/') ? entry.slice(0, -1) : entry;
+  const slash = trimmed.indexOf('/');
+  const domain = slash === -1 ? trimmed : trimmed.slice(0, slash);
+  const path = slash === -1 ? '' : trimmed.slice(slash + 1);
+  if (!DOMAIN_RE.test(domain) || !(/[.:]/.test(domain) || domain === 'localhost')) {
+    return {
+      ok: false,
+      reason: `must start with a registry host (with a "." or a port, or "localhost"), e.g. "docker.io/${trimmed}"`,
+    };
+  }
+  if (path !== '' && !PATH_RE.test(path)) return { ok: false, reason: `has an invalid repository path "${path}"` };
+  return { ok: true, value: path === '' ? normaliseDomain(domain) : `${normaliseDomain(domain)}/${path}` };
+}
+
+export const trustedRegistries = definePodCheck<Params>({
+  id: 'trustedRegistries',
+  summary: 'Images must come from a trusted registry or repository prefix.',
+  paramsSchema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['registries'],
+    properties: {
+      registries: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+    },
+  },
+  validate: (params) => {
+    const issues: ParamIssue[] = [];
+    params.registries.forEach((entry, i) => {
+      const result = normaliseRegistryEntry(entry);
+      if (!result.ok) issues.push({ path: ['registries', i], message: `"${entry}" ${result.reason}` });
+    });
+    return issues;
+  },
+  compile: (params) => {
+    const trusted = params.registries.flatMap((entry) => {
+      const result = normaliseRegistryEntry(entry);
+      return result.ok ? [result.value] : [];
+    });
+    const isTrusted = (repository: string): boolean =>
+      trusted.some((prefix) => repository === prefix || repository.startsWith(prefix + '/'));
+    return (pod) => {
+      const findings: Finding[] = [];
+      for (const c of pod.containers) {
+        const path = [...c.path, 'image'];
+        if (c.image === undefined) {
+          findings.push({ path, message: `${containerLabel(c)}: image is required` });
+          continue;
+        }
+        const parsed = parseImageReference(c.image);
+        if (!parsed.ok) {
+          findings.push({
+            path,
+            message: `${containerLabel(c)}: image "${c.image}" is not a valid image reference: ${parsed.reason}`,
+          });
+          continue;
+        }
+        const repository = repositoryOf(parsed.ref);
+        if (!isTrusted(repository)) {
+          const shown = c.image.startsWith(repository) ? '' : ` (${repository})`;
+          findings.push({
+            path,
+            message: `${containerLabel(c)}: image "${c.image}"${shown} is not from a trusted registry`,
+          });
+        }
+      }
+      return findings;
+    };
+  },
+});

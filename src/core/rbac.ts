@@ -1,0 +1,51 @@
+// Reads RoleBindings and ClusterRoleBindings (rbac.authorization.k8s.io) for the binding checks.
+
+import { asObject, optList, optString, readObject, reqObject, type Malformed } from './read.js';
+import type { FieldPath } from './types.js';
+
+export const RBAC_GROUP = 'rbac.authorization.k8s.io';
+export const BINDING_KINDS: readonly string[] = ['RoleBinding', 'ClusterRoleBinding'];
+
+export interface SubjectView {
+  kind: string;
+  name: string;
+  namespace: string | undefined;
+  path: FieldPath;
+}
+
+export interface BindingView {
+  kind: string;
+  roleRef: { kind: string; name: string };
+  subjects: readonly SubjectView[];
+}
+
+export function isBindingKind(group: string, kind: string): boolean {
+  return group === RBAC_GROUP && BINDING_KINDS.includes(kind);
+}
+
+export function readBinding(
+  object: unknown,
+  kind: string,
+): { ok: true; value: BindingView } | { ok: false; error: Malformed } {
+  return readObject(() => {
+    const binding = asObject(object, []);
+    const roleRef = reqObject(binding, 'roleRef', []);
+    return {
+      kind,
+      roleRef: {
+        kind: optString(roleRef, 'kind', ['roleRef']) ?? '',
+        name: optString(roleRef, 'name', ['roleRef']) ?? '',
+      },
+      subjects: optList(binding, 'subjects', []).map((raw, index): SubjectView => {
+        const path = ['subjects', index];
+        const subject = asObject(raw, path);
+        return {
+          kind: optString(subject, 'kind', path) ?? '',
+          name: optString(subject, 'name', path) ?? '',
+          namespace: optString(subject, 'namespace', path),
+          path,
+        };
+      }),
+    };
+  });
+}

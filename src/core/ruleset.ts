@@ -1,0 +1,153 @@
+// The RuleSet: what the security team edits. `compileRuleSet` validates a parsed document (schema,
+// then meaning) and turns it into what `evaluate` runs. A RuleSet with any error is refused whole,
+// and every error names its field: `rules[2].check: unknown check "privilegd"`.
+
+import { Ajv } from 'ajv';
+import { schemaIssues, type CompiledCheck } from './check.js';
+import { CHECKS } from './checks/index.js';
+import { formatFieldPath } from './fieldpath.js';
+import { compileGlobs, type Matcher } from './glob.js';
+import type { Action, FieldPath } from './types.js';
+
+export const RULESET_API_VERSION = 'portcullis.io/v1';
+export const RULESET_KIND = 'RuleSet';
+
+const patterns = { type: 'array', items: { type: 'string', minLength: 1 } } as const;
+
+/** JSON Schema of the RuleSet envelope; each check's `params` schema lives with the check. */
+export const RULESET_SCHEMA = {
+  $id: 'https://portcullis.io/schemas/ruleset-v1.json',
+  type: 'object',
+  additionalProperties: false,
+  required: ['apiVersion', 'kind', 'rules'],
+  properties: {
+    apiVersion: { const: RULESET_API_VERSION },
+    kind: { const: RULESET_KIND },
+    metadata: { type: 'object' },
+    exemptions: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { namespaces: patterns, usernames: patterns, groups: patterns },
+    },
+    rules: {
+      type: 'array',
+      // An empty RuleSet admits everything; that is never what an edit meant. Use action: audit.
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'check'],
+        properties: {
+          name: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63 },
+          description: { type: 'string' },
+          check: { type: 'string' },
+          action: { enum: ['deny', 'warn', 'audit'] },
+          namespaces: patterns,
+          excludeNamespaces: patterns,
+          params: { type: 'object' },
+        },
+      },
+    },
+  },
+} as const;
+
+export interface RuleDocument {
+  name: string;
+  description?: string;
+  check: string;
+  action?: Action;
+  namespaces?: string[];
+  excludeNamespaces?: string[];
+  params?: Record<string, unknown>;
+}
+
+export interface RuleSetDocument {
+  apiVersion: typeof RULESET_API_VERSION;
+  kind: typeof RULESET_KIND;
+  metadata?: Record<string, unknown>;
+  exemptions?: { namespaces?: string[]; usernames?: string[]; groups?: string[] };
+  rules: RuleDocument[];
+}
+
+export interface CompiledRule {
+  name: string;
+  check: string;
+  action: Action;
+  /** True when a request in this namespace ('' for cluster-scoped objects) is in the rule's scope. */
+  inScope: Matcher;
+  compiled: CompiledCheck;
+}
+
+export interface CompiledRuleSet {
+  rules: readonly CompiledRule[];
+  exemptions: { namespace: Matcher; username: Matcher; group: Matcher };
+  document: RuleSetDocument;
+}
+
+export interface RuleSetError {
+  path: FieldPath;
+  message: string;
+}
+
+/** `rules[2].check: unknown check "privilegd"`. */
+export function formatRuleSetError(error: RuleSetError): string {
+  const field = formatFieldPath(error.path);
+  return field === '' ? error.message : `${field}: ${error.message}`;
+}
+
+const validateEnvelope = new Ajv({ allErrors: true, strict: true }).compile<RuleSetDocument>(RULESET_SCHEMA);
+
+export function compileRuleSet(
+  input: unknown,
+): { ok: true; ruleset: CompiledRuleSet } | { ok: false; errors: RuleSetError[] } {
+  if (!validateEnvelope(input)) return { ok: false, errors: schemaIssues(validateEnvelope.errors ?? []) };
+
+  const errors: RuleSetError[] = [];
+  const rules: CompiledRule[] = [];
+  const firstIndexOfName = new Map<string, number>();
+  input.rules.forEach((rule, i) => {
+    const earlier = firstIndexOfName.get(rule.name);
+    if (earlier !== undefined) {
+      errors.push({ path: ['rules', i, 'name'], message: `duplicate rule name "${rule.name}" (also rules[${earlier}])` });
+    } else {
+      firstIndexOfName.set(rule.name, i);
+    }
+    const check = CHECKS.get(rule.check);
+    if (check === undefined) {
+      errors.push({
+        path: ['rules', i, 'check'],
+        message: `unknown check "${rule.check}"; known checks: ${[...CHECKS.keys()].join(', ')}`,
+      });
+      return;
+    }
+    const result = check.compileParams(rule.params);
+    if (!result.ok) {
+      for (const issue of result.issues) errors.push({ path: ['rules', i, 'params', ...issue.path], message: issue.message });
+      return;
+    }
+    const include = compileGlobs(rule.namespaces ?? ['*']);
+    const exclude = compileGlobs(rule.excludeNamespaces ?? []);
+    rules.push({
+      name: rule.name,
+      check: rule.check,
+      action: rule.action ?? 'deny',
+      inScope: (namespace) => include(namespace) && !exclude(namespace),
+      compiled: result.compiled,
+    });
+  });
+  if (errors.length > 0) return { ok: false, errors };
+
+  const exemptions = input.exemptions ?? {};
+  return {
+    ok: true,
+    ruleset: {
+      rules,
+      exemptions: {
+        namespace: compileGlobs(exemptions.namespaces ?? []),
+        username: compileGlobs(exemptions.usernames ?? []),
+        group: compileGlobs(exemptions.groups ?? []),
+      },
+      document: input,
+    },
+  };
+}

@@ -1,0 +1,79 @@
+// The shapes the core works on. admission.k8s.io/v1 has no published TypeScript types, so the
+// subset Portcullis reads is written out here. Objects inside a request stay `unknown` until a
+// reader (pod.ts, rbac.ts) has checked the fields it needs: malformed input must fail closed, not
+// throw.
+
+export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
+
+export interface GroupVersionKind {
+  group: string;
+  version: string;
+  kind: string;
+}
+
+export interface GroupVersionResource {
+  group: string;
+  version: string;
+  resource: string;
+}
+
+export interface UserInfo {
+  username?: string;
+  uid?: string;
+  groups?: string[];
+  extra?: Record<string, string[]>;
+}
+
+/** The `request` of an admission.k8s.io/v1 AdmissionReview, as far as Portcullis reads it. */
+export interface AdmissionRequest {
+  uid: string;
+  kind: GroupVersionKind;
+  resource: GroupVersionResource;
+  subResource?: string;
+  requestKind?: GroupVersionKind;
+  requestResource?: GroupVersionResource;
+  requestSubResource?: string;
+  name?: string;
+  namespace?: string;
+  operation: Operation;
+  userInfo: UserInfo;
+  object?: unknown;
+  oldObject?: unknown;
+  dryRun?: boolean;
+  options?: unknown;
+}
+
+/** A path into the admitted object, e.g. ['spec', 'containers', 0, 'image']. */
+export type FieldPath = readonly (string | number)[];
+
+export type Action = 'deny' | 'warn' | 'audit';
+
+export interface Violation {
+  /** The RuleSet rule that was violated (its `name`). */
+  rule: string;
+  check: string;
+  action: Action;
+  /** What is wrong and where, e.g. `container "app": securityContext.privileged must not be true`. */
+  message: string;
+  /** The field to fix, from the root of the admitted object. */
+  path: FieldPath;
+}
+
+/** Why a request was allowed without running the rules. */
+export type SkipReason =
+  | { kind: 'operation'; detail: string }
+  | { kind: 'subresource'; detail: string }
+  | { kind: 'exempt'; detail: string }
+  | { kind: 'unchanged'; detail: string };
+
+export interface Decision {
+  allowed: boolean;
+  /** Every violation, whatever its action, in rule order. */
+  violations: Violation[];
+  /** Set when the rules were not run at all. */
+  skipped?: SkipReason;
+  /** Set when the object could not be read: the request fails closed. */
+  malformed?: { path: FieldPath; message: string };
+  /** Names of the rules whose scope included this request. */
+  rulesApplied: string[];
+}

@@ -1,0 +1,60 @@
+// Builders for admission requests in tests: a real AdmissionRequest shape, with only what varies
+// between cases spelled out at the call site.
+
+import type { AdmissionRequest, GroupVersionKind, Operation } from '../../src/core/index.js';
+
+const GROUP_OF_KIND: Record<string, { group: string; version: string; resource: string }> = {
+  Pod: { group: '', version: 'v1', resource: 'pods' },
+  PodTemplate: { group: '', version: 'v1', resource: 'podtemplates' },
+  ReplicationController: { group: '', version: 'v1', resource: 'replicationcontrollers' },
+  Deployment: { group: 'apps', version: 'v1', resource: 'deployments' },
+  DaemonSet: { group: 'apps', version: 'v1', resource: 'daemonsets' },
+  StatefulSet: { group: 'apps', version: 'v1', resource: 'statefulsets' },
+  ReplicaSet: { group: 'apps', version: 'v1', resource: 'replicasets' },
+  Job: { group: 'batch', version: 'v1', resource: 'jobs' },
+  CronJob: { group: 'batch', version: 'v1', resource: 'cronjobs' },
+  RoleBinding: { group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'rolebindings' },
+  ClusterRoleBinding: { group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'clusterrolebindings' },
+  ConfigMap: { group: '', version: 'v1', resource: 'configmaps' },
+};
+
+export interface RequestOptions {
+  operation?: Operation;
+  namespace?: string;
+  username?: string;
+  groups?: string[];
+  subResource?: string;
+  oldObject?: unknown;
+  dryRun?: boolean;
+}
+
+export function requestFor(kind: string, object: unknown, options: RequestOptions = {}): AdmissionRequest {
+  const gvr = GROUP_OF_KIND[kind];
+  if (gvr === undefined) throw new Error(`test helper: unknown kind ${kind}`);
+  const gvk: GroupVersionKind = { group: gvr.group, version: gvr.version, kind };
+  return {
+    uid: '705ab4f5-6393-11e8-b7cc-42010a800002',
+    kind: gvk,
+    resource: { group: gvr.group, version: gvr.version, resource: gvr.resource },
+    ...(options.subResource === undefined ? {} : { subResource: options.subResource }),
+    namespace: options.namespace ?? (kind === 'ClusterRoleBinding' ? undefined : 'default'),
+    operation: options.operation ?? 'CREATE',
+    userInfo: { username: options.username ?? 'alice', groups: options.groups ?? ['system:authenticated'] },
+    object,
+    ...(options.oldObject === undefined ? {} : { oldObject: options.oldObject }),
+    dryRun: options.dryRun ?? false,
+  };
+}
+
+/** A compliant pod spec: trusted image, RuntimeDefault seccomp, nothing privileged. */
+export function podSpec(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
+    containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }],
+    ...overrides,
+  };
+}
+
+export function pod(spec: Record<string, unknown> = podSpec()): Record<string, unknown> {
+  return { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'default' }, spec };
+}
