@@ -9,6 +9,7 @@ export { parseImageReference, repositoryOf } from './image.js';
 export { denyMessage, outcome, violationText, warnings } from './messages.js';
 export { mutate, type Mutation, type PatchOperation } from './mutate.js';
 export { POD_TEMPLATE_KINDS } from './pod.js';
+export { isObject } from './read.js';
 export {
   compileRuleSet,
   formatRuleSetError,

@@ -1,0 +1,141 @@
+// admission.k8s.io/v1 AdmissionReview: the envelope the API server sends and expects back. Parsed
+// with a schema compiled once; the object inside stays `unknown` for the core's readers, which fail
+// closed on what they cannot read.
+
+import { Ajv } from 'ajv';
+import { isObject, type AdmissionRequest, type GroupVersionKind } from '../core/index.js';
+
+
+export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
+
+const gvk = {
+  type: 'object',
+  required: ['group', 'version', 'kind'],
+  properties: { group: { type: 'string' }, version: { type: 'string' }, kind: { type: 'string', minLength: 1 } },
+};
+const gvr = {
+  type: 'object',
+  required: ['group', 'version', 'resource'],
+  properties: { group: { type: 'string' }, version: { type: 'string' }, resource: { type: 'string', minLength: 1 } },
+};
+
+const ADMISSION_REVIEW_SCHEMA = {
+  type: 'object',
+  required: ['apiVersion', 'kind', 'request'],
+  properties: {
+    apiVersion: { const: ADMISSION_API_VERSION },
+    kind: { const: 'AdmissionReview' },
+    request: {
+      type: 'object',
+      required: ['uid', 'kind', 'resource', 'operation', 'userInfo'],
+      properties: {
+        uid: { type: 'string', minLength: 1 },
+        kind: gvk,
+        resource: gvr,
+        subResource: { type: 'string' },
+        requestKind: gvk,
+        requestResource: gvr,
+        requestSubResource: { type: 'string' },
+        name: { type: 'string' },
+        namespace: { type: 'string' },
+        operation: { enum: ['CREATE', 'UPDATE', 'DELETE', 'CONNECT'] },
+        userInfo: {
+          type: 'object',
+          properties: {
+            username: { type: 'string' },
+            uid: { type: 'string' },
+            groups: { type: 'array', items: { type: 'string' } },
+          },
+        },
+        dryRun: { type: 'boolean' },
+      },
+    },
+  },
+};
+
+export interface AdmissionReview {
+  apiVersion: typeof ADMISSION_API_VERSION;
+  kind: 'AdmissionReview';
+  request: AdmissionRequest;
+}
+
+const validateReview = new Ajv({ allErrors: false, strict: false }).compile<AdmissionReview>(ADMISSION_REVIEW_SCHEMA);
+
+/** The review, or a sentence saying what is wrong with it (for a 400 answer or the CLI). */
+export function parseAdmissionReview(body: unknown): { ok: true; review: AdmissionReview } | { ok: false; message: string } {
+  if (validateReview(body)) return { ok: true, review: body };
+  const error = validateReview.errors?.[0];
+  if (error === undefined) return { ok: false, message: 'not an AdmissionReview' };
+  const where = error.instancePath === '' ? 'AdmissionReview' : error.instancePath.slice(1).replaceAll('/', '.');
+  const detail =
+    error.keyword === 'required'
+      ? `${where === 'AdmissionReview' ? '' : where + '.'}${String(error.params['missingProperty'])} is required`
+      : error.keyword === 'const'
+        ? `${where} must be ${JSON.stringify(error.params['allowedValue'])}`
+        : `${where} ${error.message ?? 'is invalid'}`;
+  return { ok: false, message: `invalid AdmissionReview: ${detail}` };
+}
+
+/** Resource names for the kinds the CLI meets as bare objects (only subresource routing uses them). */
+const RESOURCE_OF_KIND: Record<string, string> = {
+  Pod: 'pods',
+  PodTemplate: 'podtemplates',
+  ReplicationController: 'replicationcontrollers',
+  Deployment: 'deployments',
+  DaemonSet: 'daemonsets',
+  StatefulSet: 'statefulsets',
+  ReplicaSet: 'replicasets',
+  Job: 'jobs',
+  CronJob: 'cronjobs',
+  RoleBinding: 'rolebindings',
+  ClusterRoleBinding: 'clusterrolebindings',
+  ConfigMap: 'configmaps',
+};
+
+/** Kinds without a namespace, among those Portcullis judges or is commonly handed. */
+const CLUSTER_SCOPED_KINDS: ReadonlySet<string> = new Set([
+  'ClusterRoleBinding',
+  'ClusterRole',
+  'Namespace',
+  'Node',
+  'PersistentVolume',
+  'CustomResourceDefinition',
+  'ValidatingWebhookConfiguration',
+  'MutatingWebhookConfiguration',
+  'StorageClass',
+  'PriorityClass',
+]);
+
+export function groupVersionKindOf(apiVersion: string, kind: string): GroupVersionKind {
+  const slash = apiVersion.indexOf('/');
+  return slash === -1
+    ? { group: '', version: apiVersion, kind }
+    : { group: apiVersion.slice(0, slash), version: apiVersion.slice(slash + 1), kind };
+}
+
+/**
+ * The request the API server would send for `kubectl create` of this object: a CREATE by an
+ * anonymous CLI user. Namespaced objects without a namespace land in `defaultNamespace`, as kubectl does.
+ */
+export function createRequestFor(
+  object: Readonly<Record<string, unknown>> & { apiVersion: string; kind: string },
+  defaultNamespace: string,
+): AdmissionRequest {
+  const gvk = groupVersionKindOf(object.apiVersion, object.kind);
+  const metadata = isObject(object['metadata']) ? object['metadata'] : {};
+  const name = typeof metadata['name'] === 'string' ? metadata['name'] : undefined;
+  const ownNamespace = typeof metadata['namespace'] === 'string' ? metadata['namespace'] : undefined;
+  const namespace = CLUSTER_SCOPED_KINDS.has(object.kind) ? undefined : (ownNamespace ?? defaultNamespace);
+  const resource = RESOURCE_OF_KIND[object.kind] ?? `${object.kind.toLowerCase()}s`;
+  return {
+    uid: '',
+    kind: gvk,
+    resource: { group: gvk.group, version: gvk.version, resource },
+    ...(name === undefined ? {} : { name }),
+    ...(namespace === undefined ? {} : { namespace }),
+    operation: 'CREATE',
+    userInfo: {},
+    object,
+    dryRun: true,
+  };
+}

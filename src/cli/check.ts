@@ -1,0 +1,185 @@
+// `portcullis check`: dry-runs the RuleSet against manifests, `kubectl get -o yaml|json` output and
+// AdmissionReviews, through the same `evaluate` the webhook calls. Exit 0: nothing denied;
+// 1: something denied; 2: unreadable input or an invalid RuleSet (with file and line).
+
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { extname, join } from 'node:path';
+import { Command, Option } from 'commander';
+import { createRequestFor, parseAdmissionReview } from '../admission/review.js';
+import { DEFAULT_RULES_PATH, loadRuleSetFile } from '../config/ruleset-source.js';
+import { parseDocuments, type SourceDocument } from '../config/documents.js';
+import { evaluate, isObject, type AdmissionRequest, type CompiledRuleSet } from '../core/index.js';
+
+import { formatJson, formatSarif, formatTable, type CheckResult } from './report.js';
+
+const MANIFEST_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+const STDIN = '-';
+
+export interface CheckOptions {
+  rules: string;
+  output: 'table' | 'json' | 'sarif';
+  namespace: string;
+}
+
+export function checkCommand(setExitCode: (code: number) => void): Command {
+  return new Command('check')
+    .description('Judge manifests, kubectl output or AdmissionReviews with the RuleSet, as the webhook would')
+    .argument('<paths...>', `files or directories (${[...MANIFEST_EXTENSIONS].join(', ')}, read recursively), or - for stdin`)
+    .option('--rules <file>', 'RuleSet file (YAML or JSON)', DEFAULT_RULES_PATH)
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json', 'sarif']).default('table'))
+    .option('-n, --namespace <name>', 'namespace for namespaced objects that name none (as kubectl does)', 'default')
+    .addHelpText(
+      'after',
+      '\nExit status: 0 nothing denied, 1 something denied, 2 unreadable input or invalid RuleSet.\n' +
+        'A bare object is judged as a CREATE; an AdmissionReview as its request; a List item by item.',
+    )
+    .action(async (paths: string[], options: CheckOptions) => {
+      const run = await runCheck(paths, options, process.stdin);
+      process.stdout.write(run.output);
+      if (run.errors.length > 0) process.stderr.write(run.errors.map((e) => `portcullis: ${e}\n`).join(''));
+      setExitCode(run.exitCode);
+    });
+}
+
+export interface CheckRun {
+  exitCode: 0 | 1 | 2;
+  output: string;
+  errors: string[];
+}
+
+export async function runCheck(paths: readonly string[], options: CheckOptions, stdin: NodeJS.ReadableStream): Promise<CheckRun> {
+  const load = await loadRuleSetFile(options.rules);
+  if (!load.ok) return { exitCode: 2, output: '', errors: load.errors };
+  const ruleset = load.loaded.ruleset;
+
+  const errors: string[] = [];
+  const results: CheckResult[] = [];
+  for (const input of await expandPaths(paths, errors)) {
+    const text = await readInput(input, stdin, errors);
+    if (text === undefined) continue;
+    const source = input === STDIN ? '<stdin>' : input;
+    const parsed = parseDocuments(text);
+    if (!parsed.ok) {
+      errors.push(`${source}:${parsed.line}:${parsed.column}: ${parsed.message}`);
+      continue;
+    }
+    for (const document of parsed.documents) {
+      judgeDocument(source, document, ruleset, options.namespace, results, errors);
+    }
+  }
+  if (errors.length > 0) return { exitCode: 2, output: '', errors };
+
+  const output =
+    options.output === 'json'
+      ? formatJson(results)
+      : options.output === 'sarif'
+        ? formatSarif(results, ruleset)
+        : formatTable(results);
+  return { exitCode: results.some((r) => !r.decision.allowed) ? 1 : 0, output, errors };
+}
+
+async function expandPaths(paths: readonly string[], errors: string[]): Promise<string[]> {
+  const files: string[] = [];
+  for (const path of paths) {
+    if (path === STDIN) {
+      files.push(path);
+      continue;
+    }
+    try {
+      if ((await stat(path)).isDirectory()) files.push(...(await walk(path)));
+      else files.push(path);
+    } catch (err) {
+      errors.push(`${path}: cannot read (${errorCode(err)})`);
+    }
+  }
+  return files;
+}
+
+/** Manifest files below `dir`, in a stable order so results keep their order between runs. */
+async function walk(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const files: string[] = [];
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) files.push(...(await walk(path)));
+    else if (MANIFEST_EXTENSIONS.has(extname(entry.name))) files.push(path);
+  }
+  return files;
+}
+
+async function readInput(path: string, stdin: NodeJS.ReadableStream, errors: string[]): Promise<string | undefined> {
+  try {
+    if (path !== STDIN) return await readFile(path, 'utf8');
+    const chunks: Buffer[] = [];
+    for await (const chunk of stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+    return Buffer.concat(chunks).toString('utf8');
+  } catch (err) {
+    errors.push(`${path}: cannot read (${errorCode(err)})`);
+    return undefined;
+  }
+}
+
+function errorCode(err: unknown): string {
+  return err instanceof Error && 'code' in err ? String(err.code) : String(err);
+}
+
+function judgeDocument(
+  source: string,
+  document: SourceDocument,
+  ruleset: CompiledRuleSet,
+  namespace: string,
+  results: CheckResult[],
+  errors: string[],
+): void {
+  const where = `${source}:${document.line}`;
+  const value = document.value;
+  if (!isObject(value) || typeof value['apiVersion'] !== 'string' || typeof value['kind'] !== 'string') {
+    errors.push(`${where}: document ${document.index} is not a Kubernetes object (needs apiVersion and kind)`);
+    return;
+  }
+  const { apiVersion, kind } = value;
+  const judge = (request: AdmissionRequest, object: unknown, itemPath: (string | number)[], label: string): void => {
+    const decision = evaluate(request, ruleset);
+    const metadata = isObject(object) && isObject(object['metadata']) ? object['metadata'] : {};
+    const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+    results.push({
+      source: label,
+      file: source,
+      line: document.lineOf(itemPath),
+      lineOf: (path) => document.lineOf([...itemPath, ...path]),
+      apiVersion: isObject(object) ? (text(object['apiVersion']) ?? request.kind.version) : request.kind.version,
+      kind: request.kind.kind,
+      namespace: request.namespace ?? text(metadata['namespace']),
+      name: request.name ?? text(metadata['name']),
+      decision,
+    });
+  };
+
+  if (kind === 'AdmissionReview') {
+    const parsed = parseAdmissionReview(value);
+    if (!parsed.ok) {
+      errors.push(`${where}: ${parsed.message}`);
+      return;
+    }
+    judge(parsed.review.request, parsed.review.request.object, ['request', 'object'], `${source}#${document.index}`);
+    return;
+  }
+  if (kind === 'List' || kind.endsWith('List')) {
+    const items = value['items'];
+    if (!Array.isArray(items)) {
+      errors.push(`${where}: ${kind} has no items list`);
+      return;
+    }
+    items.forEach((item: unknown, i) => {
+      if (!isObject(item) || typeof item['apiVersion'] !== 'string' || typeof item['kind'] !== 'string') {
+        errors.push(`${source}:${document.lineOf(['items', i])}: items[${i}] is not a Kubernetes object`);
+        return;
+      }
+      const request = createRequestFor({ ...item, apiVersion: item['apiVersion'], kind: item['kind'] }, namespace);
+      judge(request, item, ['items', i], `${source}#${document.index}.items[${i}]`);
+    });
+    return;
+  }
+  judge(createRequestFor({ ...value, apiVersion, kind }, namespace), value, [], `${source}#${document.index}`);
+}

@@ -1,0 +1,157 @@
+// The three outputs of `portcullis check`: a table for people, JSON for scripts, SARIF 2.1.0 for
+// code-scanning UIs. All three print the same decisions with the same words (core/messages.ts).
+
+import { createRequire } from 'node:module';
+import {
+  CHECKS,
+  denyMessage,
+  formatFieldPath,
+  outcome,
+  violationText,
+  type Action,
+  type CompiledRuleSet,
+  type Decision,
+  type FieldPath,
+} from '../core/index.js';
+
+export interface CheckResult {
+  /** `<file>#<document index>`, with `.items[i]` for an item of a List. */
+  source: string;
+  file: string;
+  line: number;
+  lineOf(path: FieldPath): number;
+  apiVersion: string;
+  kind: string;
+  namespace: string | undefined;
+  name: string | undefined;
+  decision: Decision;
+}
+
+const MALFORMED_RULE = 'malformed-object';
+
+export function formatJson(results: readonly CheckResult[]): string {
+  const body = {
+    results: results.map((r) => ({
+      source: r.source,
+      apiVersion: r.apiVersion,
+      kind: r.kind,
+      namespace: r.namespace ?? null,
+      name: r.name ?? null,
+      allowed: r.decision.allowed,
+      ...(r.decision.skipped === undefined ? {} : { skipped: r.decision.skipped.detail }),
+      ...(r.decision.malformed === undefined ? {} : { malformed: denyMessage(r.decision) }),
+      violations: r.decision.violations.map((v) => ({
+        rule: v.rule,
+        check: v.check,
+        action: v.action,
+        message: v.message,
+        field: formatFieldPath(v.path),
+        line: r.lineOf(v.path),
+      })),
+    })),
+    summary: summarise(results),
+  };
+  return JSON.stringify(body, null, 2) + '\n';
+}
+
+function summarise(results: readonly CheckResult[]): Record<string, number> {
+  const summary = { objects: results.length, denied: 0, warned: 0, audited: 0, allowed: 0, skipped: 0 };
+  for (const r of results) {
+    const o = outcome(r.decision);
+    if (o === 'deny') summary.denied++;
+    else if (o === 'warn') summary.warned++;
+    else if (o === 'audit') summary.audited++;
+    else if (o === 'skip') summary.skipped++;
+    else summary.allowed++;
+  }
+  return summary;
+}
+
+export function formatTable(results: readonly CheckResult[]): string {
+  const rows: string[][] = [];
+  for (const r of results) {
+    const object = `${r.kind} ${r.namespace === undefined ? '' : r.namespace + '/'}${r.name ?? '(unnamed)'}`;
+    if (r.decision.malformed !== undefined) {
+      rows.push([`${r.file}:${r.lineOf(r.decision.malformed.path)}`, object, MALFORMED_RULE, 'deny', denyMessage(r.decision) ?? '']);
+    }
+    for (const v of r.decision.violations) {
+      rows.push([`${r.file}:${r.lineOf(v.path)}`, object, v.rule, v.action, v.message]);
+    }
+  }
+  const s = summarise(results);
+  const summaryLine =
+    `${s.objects} object${s.objects === 1 ? '' : 's'} checked: ${s.denied} denied, ${s.warned} warned, ` +
+    `${s.audited} audited, ${s.allowed} allowed, ${s.skipped} skipped\n`;
+  if (rows.length === 0) return summaryLine;
+  const header = ['LOCATION', 'OBJECT', 'RULE', 'ACTION', 'MESSAGE'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const line = (row: readonly string[]): string =>
+    row
+      .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n\n' + summaryLine;
+}
+
+const LEVEL_OF_ACTION: Record<Action, 'error' | 'warning' | 'note'> = { deny: 'error', warn: 'warning', audit: 'note' };
+
+function toolVersion(): string {
+  const pkg: unknown = createRequire(import.meta.url)('../../package.json');
+  return typeof pkg === 'object' && pkg !== null && 'version' in pkg ? String(pkg.version) : '0.0.0';
+}
+
+export function formatSarif(results: readonly CheckResult[], ruleset: CompiledRuleSet): string {
+  const ruleDocs = ruleset.document.rules;
+  const descriptors = [
+    ...ruleDocs.map((rule) => ({
+      id: rule.name,
+      name: rule.check,
+      shortDescription: { text: rule.description ?? CHECKS.get(rule.check)?.summary ?? rule.check },
+      fullDescription: { text: CHECKS.get(rule.check)?.summary ?? rule.check },
+      defaultConfiguration: { level: LEVEL_OF_ACTION[rule.action ?? 'deny'] },
+      properties: { check: rule.check },
+    })),
+    {
+      id: MALFORMED_RULE,
+      name: 'malformedObject',
+      shortDescription: { text: 'The object cannot be read; the webhook fails closed and denies it.' },
+      defaultConfiguration: { level: 'error' as const },
+    },
+  ];
+  const indexOf = new Map(descriptors.map((d, i) => [d.id, i]));
+  const location = (file: string, line: number) => ({
+    physicalLocation: { artifactLocation: { uri: file.split('\\').join('/') }, region: { startLine: line } },
+  });
+  const sarifResults = results.flatMap((r) => {
+    const out = r.decision.violations.map((v) => ({
+      ruleId: v.rule,
+      ruleIndex: indexOf.get(v.rule) ?? -1,
+      level: LEVEL_OF_ACTION[v.action],
+      message: { text: `${r.kind} ${r.name ?? ''}: ${violationText(v)}` },
+      locations: [location(r.file, r.lineOf(v.path))],
+      properties: { field: formatFieldPath(v.path), source: r.source },
+    }));
+    if (r.decision.malformed !== undefined) {
+      out.push({
+        ruleId: MALFORMED_RULE,
+        ruleIndex: indexOf.get(MALFORMED_RULE) ?? -1,
+        level: 'error',
+        message: { text: `${r.kind} ${r.name ?? ''}: ${denyMessage(r.decision) ?? ''}` },
+        locations: [location(r.file, r.lineOf(r.decision.malformed.path))],
+        properties: { field: formatFieldPath(r.decision.malformed.path), source: r.source },
+      });
+    }
+    return out;
+  });
+  const log = {
+    $schema: 'https://json.schemastore.org/sarif-2.1.0.json',
+    version: '2.1.0',
+    runs: [
+      {
+        tool: { driver: { name: 'portcullis', version: toolVersion(), rules: descriptors } },
+        results: sarifResults,
+      },
+    ],
+  };
+  return JSON.stringify(log, null, 2) + '\n';
+}
