@@ -5,18 +5,25 @@
 import { Ajv } from 'ajv';
 import { isObject, type AdmissionRequest, type GroupVersionKind } from '../core/index.js';
 
-
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 
 const gvk = {
   type: 'object',
   required: ['group', 'version', 'kind'],
-  properties: { group: { type: 'string' }, version: { type: 'string' }, kind: { type: 'string', minLength: 1 } },
+  properties: {
+    group: { type: 'string' },
+    version: { type: 'string' },
+    kind: { type: 'string', minLength: 1 },
+  },
 };
 const gvr = {
   type: 'object',
   required: ['group', 'version', 'resource'],
-  properties: { group: { type: 'string' }, version: { type: 'string' }, resource: { type: 'string', minLength: 1 } },
+  properties: {
+    group: { type: 'string' },
+    version: { type: 'string' },
+    resource: { type: 'string', minLength: 1 },
+  },
 };
 
 const ADMISSION_REVIEW_SCHEMA = {
@@ -59,14 +66,19 @@ export interface AdmissionReview {
   request: AdmissionRequest;
 }
 
-const validateReview = new Ajv({ allErrors: false, strict: false }).compile<AdmissionReview>(ADMISSION_REVIEW_SCHEMA);
+const validateReview = new Ajv({ allErrors: false, strict: false }).compile<AdmissionReview>(
+  ADMISSION_REVIEW_SCHEMA,
+);
 
 /** The review, or a sentence saying what is wrong with it (for a 400 answer or the CLI). */
-export function parseAdmissionReview(body: unknown): { ok: true; review: AdmissionReview } | { ok: false; message: string } {
+export function parseAdmissionReview(
+  body: unknown,
+): { ok: true; review: AdmissionReview } | { ok: false; message: string } {
   if (validateReview(body)) return { ok: true, review: body };
   const error = validateReview.errors?.[0];
   if (error === undefined) return { ok: false, message: 'not an AdmissionReview' };
-  const where = error.instancePath === '' ? 'AdmissionReview' : error.instancePath.slice(1).replaceAll('/', '.');
+  const where =
+    error.instancePath === '' ? 'AdmissionReview' : error.instancePath.slice(1).replaceAll('/', '.');
   const detail =
     error.keyword === 'required'
       ? `${where === 'AdmissionReview' ? '' : where + '.'}${String(error.params['missingProperty'])} is required`
@@ -128,7 +140,7 @@ export function createRequestFor(
   const namespace = CLUSTER_SCOPED_KINDS.has(object.kind) ? undefined : (ownNamespace ?? defaultNamespace);
   const resource = RESOURCE_OF_KIND[object.kind] ?? `${object.kind.toLowerCase()}s`;
   return {
-    uid: '',
+    uid: '00000000-0000-0000-0000-000000000000', // no API server assigned one: a dry run
     kind: gvk,
     resource: { group: gvk.group, version: gvk.version, resource },
     ...(name === undefined ? {} : { name }),
@@ -138,4 +150,55 @@ export function createRequestFor(
     object,
     dryRun: true,
   };
+}
+
+const OPERATIONS: ReadonlySet<string> = new Set(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']);
+
+/**
+ * For the CLI, which is handed saved and hand-written reviews: v1 or v1beta1 (same request shape),
+ * and the fields the API server always fills (uid, kind, resource, userInfo) derived when absent.
+ * The webhook never uses this: it takes only what `parseAdmissionReview` accepts.
+ */
+export function requestFromSavedReview(
+  review: Readonly<Record<string, unknown>>,
+  defaultNamespace: string,
+): { ok: true; request: AdmissionRequest } | { ok: false; message: string } {
+  const strict = parseAdmissionReview(review);
+  if (strict.ok) return { ok: true, request: strict.review.request };
+  if (review['apiVersion'] !== ADMISSION_API_VERSION && review['apiVersion'] !== 'admission.k8s.io/v1beta1') {
+    return strict;
+  }
+  const request = review['request'];
+  if (!isObject(request)) return { ok: false, message: 'invalid AdmissionReview: request is required' };
+  const operation = request['operation'];
+  if (typeof operation !== 'string' || !OPERATIONS.has(operation)) {
+    return {
+      ok: false,
+      message: 'invalid AdmissionReview: request.operation must be CREATE, UPDATE, DELETE or CONNECT',
+    };
+  }
+  const object = isObject(request['object'])
+    ? request['object']
+    : isObject(request['oldObject'])
+      ? request['oldObject']
+      : undefined;
+  if (
+    object === undefined ||
+    typeof object['apiVersion'] !== 'string' ||
+    typeof object['kind'] !== 'string'
+  ) {
+    return strict;
+  }
+  // Start from what the API server would send for this object, then keep what the review does say.
+  const derived = createRequestFor(
+    { ...object, apiVersion: object['apiVersion'], kind: object['kind'] },
+    defaultNamespace,
+  );
+  const merged: Record<string, unknown> = { ...derived, userInfo: {}, ...request, operation };
+  const parsed = parseAdmissionReview({
+    apiVersion: ADMISSION_API_VERSION,
+    kind: 'AdmissionReview',
+    request: merged,
+  });
+  return parsed.ok ? { ok: true, request: parsed.review.request } : parsed;
 }

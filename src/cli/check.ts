@@ -5,7 +5,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { Command, Option } from 'commander';
-import { createRequestFor, parseAdmissionReview } from '../admission/review.js';
+import { createRequestFor, requestFromSavedReview } from '../admission/review.js';
 import { DEFAULT_RULES_PATH, loadRuleSetFile } from '../config/ruleset-source.js';
 import { parseDocuments, type SourceDocument } from '../config/documents.js';
 import { evaluate, isObject, type AdmissionRequest, type CompiledRuleSet } from '../core/index.js';
@@ -24,10 +24,21 @@ export interface CheckOptions {
 export function checkCommand(setExitCode: (code: number) => void): Command {
   return new Command('check')
     .description('Judge manifests, kubectl output or AdmissionReviews with the RuleSet, as the webhook would')
-    .argument('<paths...>', `files or directories (${[...MANIFEST_EXTENSIONS].join(', ')}, read recursively), or - for stdin`)
+    .argument(
+      '<paths...>',
+      `files or directories (${[...MANIFEST_EXTENSIONS].join(', ')}, read recursively), or - for stdin`,
+    )
     .option('--rules <file>', 'RuleSet file (YAML or JSON)', DEFAULT_RULES_PATH)
-    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json', 'sarif']).default('table'))
-    .option('-n, --namespace <name>', 'namespace for namespaced objects that name none (as kubectl does)', 'default')
+    .addOption(
+      new Option('-o, --output <format>', 'output format')
+        .choices(['table', 'json', 'sarif'])
+        .default('table'),
+    )
+    .option(
+      '-n, --namespace <name>',
+      'namespace for namespaced objects that name none (as kubectl does)',
+      'default',
+    )
     .addHelpText(
       'after',
       '\nExit status: 0 nothing denied, 1 something denied, 2 unreadable input or invalid RuleSet.\n' +
@@ -47,7 +58,11 @@ export interface CheckRun {
   errors: string[];
 }
 
-export async function runCheck(paths: readonly string[], options: CheckOptions, stdin: NodeJS.ReadableStream): Promise<CheckRun> {
+export async function runCheck(
+  paths: readonly string[],
+  options: CheckOptions,
+  stdin: NodeJS.ReadableStream,
+): Promise<CheckRun> {
   const load = await loadRuleSetFile(options.rules);
   if (!load.ok) return { exitCode: 2, output: '', errors: load.errors };
   const ruleset = load.loaded.ruleset;
@@ -108,7 +123,11 @@ async function walk(dir: string): Promise<string[]> {
   return files;
 }
 
-async function readInput(path: string, stdin: NodeJS.ReadableStream, errors: string[]): Promise<string | undefined> {
+async function readInput(
+  path: string,
+  stdin: NodeJS.ReadableStream,
+  errors: string[],
+): Promise<string | undefined> {
   try {
     if (path !== STDIN) return await readFile(path, 'utf8');
     const chunks: Buffer[] = [];
@@ -135,11 +154,18 @@ function judgeDocument(
   const where = `${source}:${document.line}`;
   const value = document.value;
   if (!isObject(value) || typeof value['apiVersion'] !== 'string' || typeof value['kind'] !== 'string') {
-    errors.push(`${where}: document ${document.index} is not a Kubernetes object (needs apiVersion and kind)`);
+    errors.push(
+      `${where}: document ${document.index} is not a Kubernetes object (needs apiVersion and kind)`,
+    );
     return;
   }
   const { apiVersion, kind } = value;
-  const judge = (request: AdmissionRequest, object: unknown, itemPath: (string | number)[], label: string): void => {
+  const judge = (
+    request: AdmissionRequest,
+    object: unknown,
+    itemPath: (string | number)[],
+    label: string,
+  ): void => {
     const decision = evaluate(request, ruleset);
     const metadata = isObject(object) && isObject(object['metadata']) ? object['metadata'] : {};
     const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
@@ -148,7 +174,9 @@ function judgeDocument(
       file: source,
       line: document.lineOf(itemPath),
       lineOf: (path) => document.lineOf([...itemPath, ...path]),
-      apiVersion: isObject(object) ? (text(object['apiVersion']) ?? request.kind.version) : request.kind.version,
+      apiVersion: isObject(object)
+        ? (text(object['apiVersion']) ?? request.kind.version)
+        : request.kind.version,
       kind: request.kind.kind,
       namespace: request.namespace ?? text(metadata['namespace']),
       name: request.name ?? text(metadata['name']),
@@ -157,12 +185,12 @@ function judgeDocument(
   };
 
   if (kind === 'AdmissionReview') {
-    const parsed = parseAdmissionReview(value);
+    const parsed = requestFromSavedReview(value, namespace);
     if (!parsed.ok) {
       errors.push(`${where}: ${parsed.message}`);
       return;
     }
-    judge(parsed.review.request, parsed.review.request.object, ['request', 'object'], `${source}#${document.index}`);
+    judge(parsed.request, parsed.request.object, ['request', 'object'], `${source}#${document.index}`);
     return;
   }
   if (kind === 'List' || kind.endsWith('List')) {
@@ -176,10 +204,18 @@ function judgeDocument(
         errors.push(`${source}:${document.lineOf(['items', i])}: items[${i}] is not a Kubernetes object`);
         return;
       }
-      const request = createRequestFor({ ...item, apiVersion: item['apiVersion'], kind: item['kind'] }, namespace);
+      const request = createRequestFor(
+        { ...item, apiVersion: item['apiVersion'], kind: item['kind'] },
+        namespace,
+      );
       judge(request, item, ['items', i], `${source}#${document.index}.items[${i}]`);
     });
     return;
   }
-  judge(createRequestFor({ ...value, apiVersion, kind }, namespace), value, [], `${source}#${document.index}`);
+  judge(
+    createRequestFor({ ...value, apiVersion, kind }, namespace),
+    value,
+    [],
+    `${source}#${document.index}`,
+  );
 }

@@ -16,22 +16,31 @@ export interface SourceDocument {
 }
 
 export type ParsedDocuments =
-  | { ok: true; documents: SourceDocument[] }
-  | { ok: false; line: number; column: number; message: string };
+  { ok: true; documents: SourceDocument[] } | { ok: false; line: number; column: number; message: string };
 
 // A billion-laughs document expands aliases without bound; Kubernetes objects never need many.
 const MAX_ALIAS_COUNT = 100;
 
 export function parseDocuments(text: string): ParsedDocuments {
   const lineCounter = new LineCounter();
-  const parsed = parseAllDocuments(text, { lineCounter, version: '1.1', prettyErrors: false, uniqueKeys: true });
+  const parsed = parseAllDocuments(text, {
+    lineCounter,
+    version: '1.1',
+    prettyErrors: false,
+    uniqueKeys: true,
+  });
   const docs: Document.Parsed[] = Array.isArray(parsed) ? parsed : [];
   const documents: SourceDocument[] = [];
   for (const doc of docs) {
     const error = doc.errors[0];
     if (error !== undefined) {
       const pos = lineCounter.linePos(error.pos[0]);
-      return { ok: false, line: pos.line, column: pos.col, message: error.message.split('\n')[0] ?? error.message };
+      return {
+        ok: false,
+        line: pos.line,
+        column: pos.col,
+        message: error.message.split('\n')[0] ?? error.message,
+      };
     }
     if (doc.contents === null) continue;
     let value: unknown;
@@ -39,7 +48,12 @@ export function parseDocuments(text: string): ParsedDocuments {
       value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
     } catch (err) {
       const pos = lineCounter.linePos(doc.range[0]);
-      return { ok: false, line: pos.line, column: pos.col, message: err instanceof Error ? err.message : String(err) };
+      return {
+        ok: false,
+        line: pos.line,
+        column: pos.col,
+        message: err instanceof Error ? err.message : String(err),
+      };
     }
     if (value === null || value === undefined) continue;
     const lineAt = (offset: number): number => lineCounter.linePos(offset).line;
@@ -53,7 +67,8 @@ export function parseDocuments(text: string): ParsedDocuments {
         for (const key of path) {
           if (!isCollection(node)) break;
           const child: unknown = node.get(key, true);
-          if (child === undefined || child === null || typeof child !== 'object' || !('range' in child)) break;
+          if (child === undefined || child === null || typeof child !== 'object' || !('range' in child))
+            break;
           const range = child.range;
           if (Array.isArray(range) && typeof range[0] === 'number') line = lineAt(range[0]);
           node = child;

@@ -22,10 +22,12 @@ export type RuleSetLoad = { ok: true; loaded: LoadedRuleSet } | { ok: false; err
 
 export function parseRuleSet(text: string, origin: string): RuleSetLoad {
   const parsed = parseDocuments(text);
-  if (!parsed.ok) return { ok: false, errors: [`${origin}:${parsed.line}:${parsed.column}: ${parsed.message}`] };
+  if (!parsed.ok)
+    return { ok: false, errors: [`${origin}:${parsed.line}:${parsed.column}: ${parsed.message}`] };
   const [document, extra] = parsed.documents;
   if (document === undefined) return { ok: false, errors: [`${origin}: holds no RuleSet`] };
-  if (extra !== undefined) return { ok: false, errors: [`${origin}:${extra.line}: holds more than one document`] };
+  if (extra !== undefined)
+    return { ok: false, errors: [`${origin}:${extra.line}: holds more than one document`] };
   const compiled = compileRuleSet(document.value);
   if (!compiled.ok) {
     return {

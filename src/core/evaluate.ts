@@ -58,15 +58,19 @@ export function evaluate(request: AdmissionRequest, ruleset: CompiledRuleSet): D
   const { group, kind } = request.kind;
   const specPath = podSpecPath(group, kind);
   if (specPath !== undefined) {
-    const rules = ruleset.rules.filter(inScope).flatMap((rule) =>
-      rule.compiled.target === 'pod' ? [{ rule, evaluate: rule.compiled.evaluate }] : [],
-    );
+    const rules = ruleset.rules
+      .filter(inScope)
+      .flatMap((rule) =>
+        rule.compiled.target === 'pod' ? [{ rule, evaluate: rule.compiled.evaluate }] : [],
+      );
     return judge(request, rules, (object) => readPod(object, specPath));
   }
   if (isBindingKind(group, kind)) {
-    const rules = ruleset.rules.filter(inScope).flatMap((rule) =>
-      rule.compiled.target === 'binding' ? [{ rule, evaluate: rule.compiled.evaluate }] : [],
-    );
+    const rules = ruleset.rules
+      .filter(inScope)
+      .flatMap((rule) =>
+        rule.compiled.target === 'binding' ? [{ rule, evaluate: rule.compiled.evaluate }] : [],
+      );
     return judge(request, rules, (object) => readBinding(object, kind));
   }
   return { allowed: true, violations: [], rulesApplied: [] };
@@ -89,7 +93,10 @@ function judge<V>(
   if (request.operation === 'UPDATE' && request.oldObject !== undefined) {
     const previous = read(request.oldObject);
     if (previous.ok && sameJudgedPart(previous.value, current.value)) {
-      return { ...skip({ kind: 'unchanged', detail: 'the update does not change what the rules judge' }), rulesApplied };
+      return {
+        ...skip({ kind: 'unchanged', detail: 'the update does not change what the rules judge' }),
+        rulesApplied,
+      };
     }
   }
 
@@ -109,5 +116,8 @@ export function sameJudgedPart(a: unknown, b: unknown): boolean {
   if (Array.isArray(a) !== Array.isArray(b)) return false;
   const entriesA: [string, unknown][] = Object.entries(a);
   const entriesB = new Map<string, unknown>(Object.entries(b));
-  return entriesA.length === entriesB.size && entriesA.every(([k, v]) => entriesB.has(k) && sameJudgedPart(v, entriesB.get(k)));
+  return (
+    entriesA.length === entriesB.size &&
+    entriesA.every(([k, v]) => entriesB.has(k) && sameJudgedPart(v, entriesB.get(k)))
+  );
 }

@@ -62,9 +62,12 @@ export function parseImageReference(input: string): ParseResult {
   }
 
   const split = splitDomain(rest);
-  if (!DOMAIN_RE.test(split.domain)) return { ok: false, reason: `has an invalid registry "${split.domain}"` };
-  if (split.path !== split.path.toLowerCase()) return { ok: false, reason: 'repository name must be lowercase' };
-  if (!PATH_RE.test(split.path)) return { ok: false, reason: `has an invalid repository path "${split.path}"` };
+  if (!DOMAIN_RE.test(split.domain))
+    return { ok: false, reason: `has an invalid registry "${split.domain}"` };
+  if (split.path !== split.path.toLowerCase())
+    return { ok: false, reason: 'repository name must be lowercase' };
+  if (!PATH_RE.test(split.path))
+    return { ok: false, reason: `has an invalid repository path "${split.path}"` };
   if (rest.length > NAME_TOTAL_LENGTH_MAX) {
     return { ok: false, reason: `repository name is longer than ${NAME_TOTAL_LENGTH_MAX} characters` };
   }

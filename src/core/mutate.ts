@@ -57,8 +57,16 @@ export function mutate(request: AdmissionRequest, ruleset: CompiledRuleSet): Mut
 
   const runtimeDefault = { type: 'RuntimeDefault' };
   const patch: PatchOperation = podHasSecurityContext(request.object, specPath)
-    ? { op: 'add', path: toJsonPointer([...specPath, 'securityContext', 'seccompProfile']), value: runtimeDefault }
-    : { op: 'add', path: toJsonPointer([...specPath, 'securityContext']), value: { seccompProfile: runtimeDefault } };
+    ? {
+        op: 'add',
+        path: toJsonPointer([...specPath, 'securityContext', 'seccompProfile']),
+        value: runtimeDefault,
+      }
+    : {
+        op: 'add',
+        path: toJsonPointer([...specPath, 'securityContext']),
+        value: { seccompProfile: runtimeDefault },
+      };
   return { patch: [patch], rules };
 }
 

@@ -138,12 +138,15 @@ function readContainer(raw: unknown, list: ContainerList, path: FieldPath): Cont
 function readSecurityContext(parent: JsonObject, parentPath: FieldPath): SecurityContextView {
   const path = [...parentPath, 'securityContext'];
   const sc = optObject(parent, 'securityContext', parentPath);
-  if (sc === undefined) return { privileged: undefined, hostProcess: undefined, seccompProfileType: undefined };
+  if (sc === undefined)
+    return { privileged: undefined, hostProcess: undefined, seccompProfileType: undefined };
   const windows = optObject(sc, 'windowsOptions', path);
   const seccomp = optObject(sc, 'seccompProfile', path);
   return {
     privileged: optBoolean(sc, 'privileged', path),
-    hostProcess: windows === undefined ? undefined : optBoolean(windows, 'hostProcess', [...path, 'windowsOptions']),
-    seccompProfileType: seccomp === undefined ? undefined : optString(seccomp, 'type', [...path, 'seccompProfile']),
+    hostProcess:
+      windows === undefined ? undefined : optBoolean(windows, 'hostProcess', [...path, 'windowsOptions']),
+    seccompProfileType:
+      seccomp === undefined ? undefined : optString(seccomp, 'type', [...path, 'seccompProfile']),
   };
 }

@@ -108,7 +108,10 @@ export function compileRuleSet(
   input.rules.forEach((rule, i) => {
     const earlier = firstIndexOfName.get(rule.name);
     if (earlier !== undefined) {
-      errors.push({ path: ['rules', i, 'name'], message: `duplicate rule name "${rule.name}" (also rules[${earlier}])` });
+      errors.push({
+        path: ['rules', i, 'name'],
+        message: `duplicate rule name "${rule.name}" (also rules[${earlier}])`,
+      });
     } else {
       firstIndexOfName.set(rule.name, i);
     }
@@ -122,7 +125,8 @@ export function compileRuleSet(
     }
     const result = check.compileParams(rule.params);
     if (!result.ok) {
-      for (const issue of result.issues) errors.push({ path: ['rules', i, 'params', ...issue.path], message: issue.message });
+      for (const issue of result.issues)
+        errors.push({ path: ['rules', i, 'params', ...issue.path], message: issue.message });
       return;
     }
     const include = compileGlobs(rule.namespaces ?? ['*']);

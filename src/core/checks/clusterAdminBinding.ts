@@ -32,7 +32,12 @@ export const clusterAdminBinding = defineBindingCheck<Params>({
     type: 'object',
     additionalProperties: false,
     properties: {
-      roles: { type: 'array', minItems: 1, default: ['cluster-admin'], items: { type: 'string', minLength: 1 } },
+      roles: {
+        type: 'array',
+        minItems: 1,
+        default: ['cluster-admin'],
+        items: { type: 'string', minLength: 1 },
+      },
       allowedSubjects: {
         type: 'array',
         default: [],

@@ -67,7 +67,10 @@ export const hostPath = definePodCheck<Params>({
     const issues: ParamIssue[] = [];
     params.allowedPaths.forEach((entry, i) => {
       if (!entry.pathPrefix.startsWith('/')) {
-        issues.push({ path: ['allowedPaths', i, 'pathPrefix'], message: `must be an absolute path, not "${entry.pathPrefix}"` });
+        issues.push({
+          path: ['allowedPaths', i, 'pathPrefix'],
+          message: `must be an absolute path, not "${entry.pathPrefix}"`,
+        });
       }
     });
     return issues;

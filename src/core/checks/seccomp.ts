@@ -34,7 +34,8 @@ export function containersWithoutProfile(pod: PodView): PodView['containers'] {
 
 export const seccomp = definePodCheck<SeccompParams>({
   id: 'seccomp',
-  summary: 'Every container must run with the RuntimeDefault or a Localhost seccomp profile; never Unconfined.',
+  summary:
+    'Every container must run with the RuntimeDefault or a Localhost seccomp profile; never Unconfined.',
   paramsSchema: {
     type: 'object',
     additionalProperties: false,
@@ -48,7 +49,10 @@ export const seccomp = definePodCheck<SeccompParams>({
     const findings: Finding[] = [];
     const podPath = [...pod.path, 'securityContext', 'seccompProfile', 'type'];
     if (pod.securityContext.seccompProfileType === UNCONFINED) {
-      findings.push({ path: podPath, message: 'pod: securityContext.seccompProfile.type must not be Unconfined' });
+      findings.push({
+        path: podPath,
+        message: 'pod: securityContext.seccompProfile.type must not be Unconfined',
+      });
     }
     for (const c of pod.containers) {
       if (c.securityContext.seccompProfileType === UNCONFINED) {

@@ -21,7 +21,9 @@ interface Params {
 }
 
 /** Validates one `registries` entry and returns its normalised form, or why it is not one. */
-export function normaliseRegistryEntry(entry: string): { ok: true; value: string } | { ok: false; reason: string } {
+export function normaliseRegistryEntry(
+  entry: string,
+): { ok: true; value: string } | { ok: false; reason: string } {
   if (entry.includes('*')) {
     return { ok: false, reason: 'must not contain "*": an entry already trusts every repository below it' };
   }
@@ -35,7 +37,8 @@ export function normaliseRegistryEntry(entry: string): { ok: true; value: string
       reason: `must start with a registry host (with a "." or a port, or "localhost"), e.g. "docker.io/${trimmed}"`,
     };
   }
-  if (path !== '' && !PATH_RE.test(path)) return { ok: false, reason: `has an invalid repository path "${path}"` };
+  if (path !== '' && !PATH_RE.test(path))
+    return { ok: false, reason: `has an invalid repository path "${path}"` };
   return { ok: true, value: path === '' ? normaliseDomain(domain) : `${normaliseDomain(domain)}/${path}` };
 }
 
