@@ -27,9 +27,9 @@ fi
 rm -rf "$WORKDIR/etcd-data" "$WORKDIR/certs"
 mkdir -p "$WORKDIR/certs"
 
-# A free port: nothing accepts a connection on it (free_port runs in $(...), so the
-# caller records each pick in used_ports to avoid handing out the same one twice). Racy in theory, fine on a test box;
+# A free port: nothing accepts a connection on it. Racy in theory, fine on a test box;
 # fixed ports would collide between parallel runs (and with a real etcd's 2379).
+# free_port runs in $(...), so the caller records each pick in used_ports.
 used_ports=" "
 free_port() {
   local p
@@ -64,11 +64,11 @@ fail() {
 # etcd: explicit peer/cluster URLs so the random peer port is consistent with
 # --initial-cluster; --unsafe-no-fsync because the data is throwaway (envtest does too).
 # stdio goes to files so a caller capturing our output (execSync) does not hang.
-"$ETCD_BIN" --name=default --data-dir="$WORKDIR/etcd-data" \
+"$ETCD_BIN" --name=portcullis-e2e --data-dir="$WORKDIR/etcd-data" \
   --listen-client-urls="$ETCD_URL" --advertise-client-urls="$ETCD_URL" \
   --listen-peer-urls="http://127.0.0.1:$PEER_PORT" \
   --initial-advertise-peer-urls="http://127.0.0.1:$PEER_PORT" \
-  --initial-cluster="default=http://127.0.0.1:$PEER_PORT" \
+  --initial-cluster="portcullis-e2e=http://127.0.0.1:$PEER_PORT" \
   --unsafe-no-fsync --log-level=warn \
   </dev/null >"$WORKDIR/etcd.log" 2>&1 &
 echo $! > "$WORKDIR/etcd.pid"
@@ -81,6 +81,8 @@ echo $! > "$WORKDIR/etcd.pid"
 #   ServiceAccount, so every pod create would be rejected.
 # - --allow-privileged=true: otherwise the apiserver itself rejects privileged pods in
 #   validation, before a validating webhook ever sees them.
+# - --endpoint-reconciler-type=none: the "kubernetes" Endpoints may not hold a loopback
+#   IP, so the default reconciler logs a validation error every 10 s.
 # - EXTRA_APISERVER_FLAGS is word-split on purpose (flags must not contain spaces).
 # shellcheck disable=SC2086
 "$KUBE_APISERVER_BIN" \
@@ -95,6 +97,7 @@ echo $! > "$WORKDIR/etcd.pid"
   --service-cluster-ip-range=10.0.0.0/24 \
   --disable-admission-plugins=ServiceAccount \
   --allow-privileged=true \
+  --endpoint-reconciler-type=none \
   ${EXTRA_APISERVER_FLAGS:-} \
   </dev/null >"$WORKDIR/kube-apiserver.log" 2>&1 &
 echo $! > "$WORKDIR/kube-apiserver.pid"
