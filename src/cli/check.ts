@@ -8,7 +8,14 @@ import { Command, Option } from 'commander';
 import { createRequestFor, requestFromSavedReview } from '../admission/review.js';
 import { DEFAULT_RULES_PATH, loadRuleSetFile } from '../config/ruleset-source.js';
 import { parseDocuments, type SourceDocument } from '../config/documents.js';
-import { evaluate, isObject, type AdmissionRequest, type CompiledRuleSet } from '../core/index.js';
+import {
+  applyMutation,
+  evaluate,
+  isObject,
+  mutate,
+  type AdmissionRequest,
+  type CompiledRuleSet,
+} from '../core/index.js';
 
 import { formatJson, formatSarif, formatTable, type CheckResult } from './report.js';
 
@@ -42,7 +49,8 @@ export function checkCommand(setExitCode: (code: number) => void): Command {
     .addHelpText(
       'after',
       '\nExit status: 0 nothing denied, 1 something denied, 2 unreadable input or invalid RuleSet.\n' +
-        'A bare object is judged as a CREATE; an AdmissionReview as its request; a List item by item.',
+        'A bare object is judged as a CREATE; an AdmissionReview as its request; a List item by item.\n' +
+        'As in the cluster, /mutate\'s patch (seccomp RuntimeDefault) is applied before the rules judge.',
     )
     .action(async (paths: string[], options: CheckOptions) => {
       const run = await runCheck(paths, options, process.stdin);
@@ -166,7 +174,11 @@ function judgeDocument(
     itemPath: (string | number)[],
     label: string,
   ): void => {
-    const decision = evaluate(request, ruleset);
+    // The API server runs /mutate before /validate: judge what the validating webhook would see.
+    const mutation = mutate(request, ruleset);
+    const judged =
+      mutation.patch.length === 0 ? request : { ...request, object: applyMutation(request.object, mutation.patch) };
+    const decision = evaluate(judged, ruleset);
     const metadata = isObject(object) && isObject(object['metadata']) ? object['metadata'] : {};
     const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
     results.push({
@@ -181,6 +193,7 @@ function judgeDocument(
       namespace: request.namespace ?? text(metadata['namespace']),
       name: request.name ?? text(metadata['name']),
       decision,
+      mutation,
     });
   };
 

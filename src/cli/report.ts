@@ -12,6 +12,7 @@ import {
   type CompiledRuleSet,
   type Decision,
   type FieldPath,
+  type Mutation,
 } from '../core/index.js';
 
 export interface CheckResult {
@@ -25,6 +26,8 @@ export interface CheckResult {
   namespace: string | undefined;
   name: string | undefined;
   decision: Decision;
+  /** What /mutate would patch before validation (the decision judges the patched object). */
+  mutation: Mutation;
 }
 
 const MALFORMED_RULE = 'malformed-object';
@@ -40,6 +43,7 @@ export function formatJson(results: readonly CheckResult[]): string {
       allowed: r.decision.allowed,
       ...(r.decision.skipped === undefined ? {} : { skipped: r.decision.skipped.detail }),
       ...(r.decision.malformed === undefined ? {} : { malformed: denyMessage(r.decision) }),
+      ...(r.mutation.patch.length === 0 ? {} : { mutated: { rules: r.mutation.rules, patch: r.mutation.patch } }),
       violations: r.decision.violations.map((v) => ({
         rule: v.rule,
         check: v.check,
@@ -72,7 +76,17 @@ export function formatTable(results: readonly CheckResult[]): string {
   for (const r of results) {
     const object = `${r.kind} ${r.namespace === undefined ? '' : r.namespace + '/'}${r.name ?? '(unnamed)'}`;
     if (r.decision.malformed !== undefined) {
-      rows.push([`${r.file}:${r.lineOf(r.decision.malformed.path)}`, object, MALFORMED_RULE, 'deny', denyMessage(r.decision) ?? '']);
+      rows.push([
+        `${r.file}:${r.lineOf(r.decision.malformed.path)}`,
+        object,
+        MALFORMED_RULE,
+        'deny',
+        denyMessage(r.decision) ?? '',
+      ]);
+    }
+    if (r.mutation.patch.length > 0) {
+      const fields = r.mutation.patch.map((op) => op.path).join(', ');
+      rows.push([`${r.file}:${r.line}`, object, r.mutation.rules.join(','), 'mutate', `/mutate adds ${fields}`]);
     }
     for (const v of r.decision.violations) {
       rows.push([`${r.file}:${r.lineOf(v.path)}`, object, v.rule, v.action, v.message]);
@@ -93,7 +107,11 @@ export function formatTable(results: readonly CheckResult[]): string {
   return [line(header), ...rows.map(line)].join('\n') + '\n\n' + summaryLine;
 }
 
-const LEVEL_OF_ACTION: Record<Action, 'error' | 'warning' | 'note'> = { deny: 'error', warn: 'warning', audit: 'note' };
+const LEVEL_OF_ACTION: Record<Action, 'error' | 'warning' | 'note'> = {
+  deny: 'error',
+  warn: 'warning',
+  audit: 'note',
+};
 
 function toolVersion(): string {
   const pkg: unknown = createRequire(import.meta.url)('../../package.json');

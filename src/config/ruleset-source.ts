@@ -16,6 +16,11 @@ export interface LoadedRuleSet {
   /** `sha256:` and 16 hex digits of the parsed document: comments and spacing do not change it. */
   hash: string;
   origin: string;
+  /**
+   * The ConfigMap's `metadata.resourceVersion` the RuleSet was read from (absent for a file), so an
+   * audit event names the exact object version that was in force.
+   */
+  resourceVersion?: string;
 }
 
 export type RuleSetLoad = { ok: true; loaded: LoadedRuleSet } | { ok: false; errors: string[] };

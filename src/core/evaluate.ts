@@ -71,7 +71,7 @@ export function evaluate(request: AdmissionRequest, ruleset: CompiledRuleSet): D
       .flatMap((rule) =>
         rule.compiled.target === 'binding' ? [{ rule, evaluate: rule.compiled.evaluate }] : [],
       );
-    return judge(request, rules, (object) => readBinding(object, kind));
+    return judge(request, rules, (object) => readBinding(object, kind, namespace));
   }
   return { allowed: true, violations: [], rulesApplied: [] };
 }

@@ -61,6 +61,8 @@ export function parseImageReference(input: string): ParseResult {
     if (!TAG_RE.test(tag)) return { ok: false, reason: `has an invalid tag "${tag}"` };
   }
 
+  if (rest === '') return { ok: false, reason: 'has no repository name' };
+
   const split = splitDomain(rest);
   if (!DOMAIN_RE.test(split.domain))
     return { ok: false, reason: `has an invalid registry "${split.domain}"` };
@@ -68,7 +70,8 @@ export function parseImageReference(input: string): ParseResult {
     return { ok: false, reason: 'repository name must be lowercase' };
   if (!PATH_RE.test(split.path))
     return { ok: false, reason: `has an invalid repository path "${split.path}"` };
-  if (rest.length > NAME_TOTAL_LENGTH_MAX) {
+  // The runtime limits the repository path after normalisation (`library/` included), not the host.
+  if (split.path.length > NAME_TOTAL_LENGTH_MAX) {
     return { ok: false, reason: `repository name is longer than ${NAME_TOTAL_LENGTH_MAX} characters` };
   }
   return { ok: true, ref: { domain: split.domain, path: split.path, tag, digest } };

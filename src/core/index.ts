@@ -7,7 +7,7 @@ export { evaluate } from './evaluate.js';
 export { formatFieldPath, toJsonPointer } from './fieldpath.js';
 export { parseImageReference, repositoryOf } from './image.js';
 export { denyMessage, outcome, violationText, warnings } from './messages.js';
-export { mutate, type Mutation, type PatchOperation } from './mutate.js';
+export { applyMutation, mutate, type Mutation, type PatchOperation } from './mutate.js';
 export { POD_TEMPLATE_KINDS } from './pod.js';
 export { isObject } from './read.js';
 export {

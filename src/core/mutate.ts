@@ -76,3 +76,23 @@ function podHasSecurityContext(object: unknown, specPath: readonly string[]): bo
   for (const key of specPath) node = isObject(node) ? node[key] : undefined;
   return isObject(node) && isObject(node['securityContext']);
 }
+
+/**
+ * The object as the API server stores it after applying `patch` (only `add` operations, whose
+ * parents exist: what `mutate` emits). Lets the CLI judge what the validating webhook will see.
+ */
+export function applyMutation(object: unknown, patch: readonly PatchOperation[]): unknown {
+  const result: unknown = structuredClone(object);
+  for (const op of patch) {
+    const keys = op.path
+      .split('/')
+      .slice(1)
+      .map((k) => k.replaceAll('~1', '/').replaceAll('~0', '~'));
+    const last = keys.pop();
+    let parent: unknown = result;
+    for (const key of keys) parent = isObject(parent) ? parent[key] : undefined;
+    if (last === undefined || !isObject(parent)) throw new Error(`patch path ${op.path} has no parent object`);
+    Object.assign(parent, { [last]: op.value });
+  }
+  return result;
+}

@@ -9,6 +9,7 @@ import {
   optObject,
   optString,
   readObject,
+  reqString,
   type JsonObject,
   type Malformed,
 } from './read.js';
@@ -100,8 +101,7 @@ function readPodSpec(spec: JsonObject, path: FieldPath): PodView {
     return {
       name: optString(volume, 'name', volumePath) ?? '',
       // A hostPath volume without a path string is malformed, not harmless.
-      hostPath:
-        hostPath === undefined ? undefined : (optString(hostPath, 'path', [...volumePath, 'hostPath']) ?? ''),
+      hostPath: hostPath === undefined ? undefined : reqString(hostPath, 'path', [...volumePath, 'hostPath']),
       path: volumePath,
     };
   });

@@ -23,9 +23,15 @@ export function isBindingKind(group: string, kind: string): boolean {
   return group === RBAC_GROUP && BINDING_KINDS.includes(kind);
 }
 
+/**
+ * `namespace` is the binding's own ('' for a ClusterRoleBinding): a ServiceAccount subject of a
+ * RoleBinding that names no namespace is the one in the binding's namespace, as the RBAC authorizer
+ * reads it.
+ */
 export function readBinding(
   object: unknown,
   kind: string,
+  namespace: string,
 ): { ok: true; value: BindingView } | { ok: false; error: Malformed } {
   return readObject(() => {
     const binding = asObject(object, []);
@@ -39,10 +45,14 @@ export function readBinding(
       subjects: optList(binding, 'subjects', []).map((raw, index): SubjectView => {
         const path = ['subjects', index];
         const subject = asObject(raw, path);
+        const subjectKind = optString(subject, 'kind', path) ?? '';
+        const own = optString(subject, 'namespace', path);
+        const inherits =
+          kind === 'RoleBinding' && own === undefined && subjectKind === 'ServiceAccount' && namespace !== '';
         return {
-          kind: optString(subject, 'kind', path) ?? '',
+          kind: subjectKind,
           name: optString(subject, 'name', path) ?? '',
-          namespace: optString(subject, 'namespace', path),
+          namespace: inherits ? namespace : own,
           path,
         };
       }),

@@ -25,11 +25,13 @@ export function isObject(value: unknown): value is JsonObject {
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
-  return `a ${typeof value}`;
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 function fail(path: FieldPath, expected: string, value: unknown): never {
-  throw new MalformedInput({ path, message: `must be ${expected}, not ${describe(value)}` });
+  const message =
+    value === undefined ? `is missing (must be ${expected})` : `must be ${expected}, not ${describe(value)}`;
+  throw new MalformedInput({ path, message });
 }
 
 /** Reads with `read`, turning the first malformed field into a returned value. */
@@ -69,6 +71,12 @@ export function optBoolean(parent: JsonObject, key: string, path: FieldPath): bo
   const value = parent[key];
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'boolean') fail([...path, key], 'a boolean', value);
+  return value;
+}
+
+export function reqString(parent: JsonObject, key: string, path: FieldPath): string {
+  const value = optString(parent, key, path);
+  if (value === undefined) fail([...path, key], 'a string', parent[key]);
   return value;
 }
 

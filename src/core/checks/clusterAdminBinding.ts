@@ -8,7 +8,8 @@
  * Denied: a binding whose roleRef is a ClusterRole named in `roles`, unless every subject is in
  * `allowedSubjects`. A namespaced Role that happens to be called "cluster-admin" is not the
  * ClusterRole and is not matched. An allowedSubjects entry without `namespace` matches the subject
- * in any namespace.
+ * in any namespace. A ServiceAccount subject of a RoleBinding that names no namespace is the one in
+ * the binding's namespace (as the RBAC authorizer reads it).
  * Params: roles (default ["cluster-admin"]); allowedSubjects: [{kind, name, namespace?}] (default none).
  */
 

@@ -9,8 +9,9 @@
  *   spec.{initContainers,containers,ephemeralContainers}[*].securityContext.seccompProfile.type
  *   spec.os.name
  * Allowed: every container ends up with RuntimeDefault or Localhost (its own setting, else the pod's).
- * Unconfined is denied wherever it is set. With `requireProfile: false` (the baseline level) only an
- * explicit Unconfined is denied. Pods with `spec.os.name: windows` are not checked: Windows has no
+ * Unconfined is denied wherever it is set, and so is any other type (a typo, the old annotation's
+ * `runtime/default`). With `requireProfile: false` (the baseline level) only an explicit Unconfined
+ * is denied. Pods with `spec.os.name: windows` are not checked: Windows has no
  * seccomp, and the kubelet refuses a pod whose os.name does not match its node.
  * Params: requireProfile (default true); mutate (default true): whether /mutate sets RuntimeDefault
  * at pod level for containers that would end up with no profile.
@@ -25,6 +26,14 @@ export interface SeccompParams {
 }
 
 const UNCONFINED = 'Unconfined';
+const CONFINING: ReadonlySet<string> = new Set(['RuntimeDefault', 'Localhost']);
+
+/** Why an explicitly set type is refused, or undefined when it is allowed. */
+function refusal(type: string | undefined, requireProfile: boolean): string | undefined {
+  if (type === undefined || CONFINING.has(type)) return undefined;
+  if (type === UNCONFINED) return 'must not be Unconfined';
+  return requireProfile ? `must be RuntimeDefault or Localhost, not ${JSON.stringify(type)}` : undefined;
+}
 
 /** Containers that end up with no seccomp profile at all: neither their own nor the pod's. */
 export function containersWithoutProfile(pod: PodView): PodView['containers'] {
@@ -48,17 +57,16 @@ export const seccomp = definePodCheck<SeccompParams>({
     if (pod.os === 'windows') return [];
     const findings: Finding[] = [];
     const podPath = [...pod.path, 'securityContext', 'seccompProfile', 'type'];
-    if (pod.securityContext.seccompProfileType === UNCONFINED) {
-      findings.push({
-        path: podPath,
-        message: 'pod: securityContext.seccompProfile.type must not be Unconfined',
-      });
+    const podRefusal = refusal(pod.securityContext.seccompProfileType, params.requireProfile);
+    if (podRefusal !== undefined) {
+      findings.push({ path: podPath, message: `pod: securityContext.seccompProfile.type ${podRefusal}` });
     }
     for (const c of pod.containers) {
-      if (c.securityContext.seccompProfileType === UNCONFINED) {
+      const containerRefusal = refusal(c.securityContext.seccompProfileType, params.requireProfile);
+      if (containerRefusal !== undefined) {
         findings.push({
           path: [...c.path, 'securityContext', 'seccompProfile', 'type'],
-          message: `${containerLabel(c)}: securityContext.seccompProfile.type must not be Unconfined`,
+          message: `${containerLabel(c)}: securityContext.seccompProfile.type ${containerRefusal}`,
         });
       }
     }

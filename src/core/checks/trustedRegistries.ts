@@ -32,9 +32,12 @@ export function normaliseRegistryEntry(
   const domain = slash === -1 ? trimmed : trimmed.slice(0, slash);
   const path = slash === -1 ? '' : trimmed.slice(slash + 1);
   if (!DOMAIN_RE.test(domain) || !(/[.:]/.test(domain) || domain === 'localhost')) {
+    // The hint must name what the runtime pulls: `nginx` is `docker.io/library/nginx`, while
+    // `docker.io/nginx` as an entry would trust the Docker Hub namespace "nginx" instead.
+    const hub = trimmed.includes('/') ? `docker.io/${trimmed}` : `docker.io/library/${trimmed}`;
     return {
       ok: false,
-      reason: `must start with a registry host (with a "." or a port, or "localhost"), e.g. "docker.io/${trimmed}"`,
+      reason: `must start with a registry host (with a "." or a port, or "localhost"), e.g. "${hub}"`,
     };
   }
   if (path !== '' && !PATH_RE.test(path))

@@ -4,11 +4,19 @@ import { pod, podSpec, requestFor } from '../../helpers/requests.js';
 import { oneRule } from '../../helpers/rules.js';
 
 const ruleset = oneRule('privileged');
-const app = (securityContext: unknown) => ({ name: 'app', image: 'registry.k8s.io/pause:3.10', securityContext });
+const app = (securityContext: unknown) => ({
+  name: 'app',
+  image: 'registry.k8s.io/pause:3.10',
+  securityContext,
+});
 
 const cases: { name: string; spec: Record<string, unknown>; messages: string[]; fields?: string[] }[] = [
   { name: 'no securityContext', spec: podSpec(), messages: [] },
-  { name: 'privileged: false (distractor)', spec: podSpec({ containers: [app({ privileged: false })] }), messages: [] },
+  {
+    name: 'privileged: false (distractor)',
+    spec: podSpec({ containers: [app({ privileged: false })] }),
+    messages: [],
+  },
   {
     name: 'privileged container',
     spec: podSpec({ containers: [app({ privileged: true })] }),
@@ -29,7 +37,11 @@ const cases: { name: string; spec: Record<string, unknown>; messages: string[]; 
   {
     name: 'every offender is listed, the clean one is not',
     spec: podSpec({
-      containers: [app({ privileged: true }), { name: 'ok', image: 'x.io/y' }, { ...app({ privileged: true }), name: 'b' }],
+      containers: [
+        app({ privileged: true }),
+        { name: 'ok', image: 'x.io/y' },
+        { ...app({ privileged: true }), name: 'b' },
+      ],
     }),
     messages: [
       'container "app": securityContext.privileged must not be true [r]',
@@ -62,12 +74,19 @@ for (const c of cases) {
       c.messages,
     );
     t.equal(decision.allowed, c.messages.length === 0);
-    if (c.fields) t.same(decision.violations.map((v) => formatFieldPath(v.path)), c.fields);
+    if (c.fields)
+      t.same(
+        decision.violations.map((v) => formatFieldPath(v.path)),
+        c.fields,
+      );
   });
 }
 
 t.test('a privileged value that is not a boolean fails closed', async (t) => {
-  const decision = evaluate(requestFor('Pod', pod(podSpec({ containers: [app({ privileged: 'true' })] }))), ruleset);
+  const decision = evaluate(
+    requestFor('Pod', pod(podSpec({ containers: [app({ privileged: 'true' })] }))),
+    ruleset,
+  );
   t.equal(decision.allowed, false);
   t.same(decision.malformed, {
     path: ['spec', 'containers', 0, 'securityContext', 'privileged'],
