@@ -1,0 +1,46 @@
+# syntax=docker/dockerfile:1
+# Portcullis' image: built with dev dependencies, shipped with production dependencies, the
+# compiled dist/, bin/ and the default RuleSet only. Runs as uid/gid 65532 on distroless (no shell,
+# no package manager). test/manifests/image.test.ts builds the same file set without a container
+# engine, from the instructions below, and starts it; keep to FROM, WORKDIR, ENV, COPY, RUN, USER,
+# EXPOSE, ENTRYPOINT and CMD, which that test understands.
+#
+#   docker build -t ghcr.io/portcullis/portcullis:0.1.0 .
+#
+# For reproducible builds pin the base images by digest (`FROM node:24-bookworm-slim@sha256:…`).
+
+# --- build: compile TypeScript with the dev dependencies ---
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: `prepare` would compile before the sources are here.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+RUN npm run build
+
+# --- deps: production dependencies only ---
+FROM node:24-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: `prepare` runs tsc, a dev dependency that is not installed here.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# --- runtime ---
+# Debian 12 like the build stages, so any native addon matches its glibc. The nonroot variant's
+# user is 65532; set numerically below so Kubernetes' runAsNonRoot can verify it.
+FROM gcr.io/distroless/nodejs24-debian12:nonroot
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+# package.json: "type": "module" for bin/ and dist/, and the version `portcullis` reports.
+COPY package.json ./
+COPY bin ./bin
+COPY rules/default.yaml ./rules/default.yaml
+USER 65532:65532
+EXPOSE 8443
+# The image is the `portcullis` command: Kubernetes' `args` (or `docker run IMAGE …`) name the
+# subcommand. Without arguments it serves on 8443 with the shipped rules and a throw-away cert.
+ENTRYPOINT ["/nodejs/bin/node", "/app/bin/portcullis"]
+CMD ["serve"]

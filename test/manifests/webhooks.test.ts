@@ -1,0 +1,208 @@
+// The webhook configurations cannot lock a cluster up and cover exactly what the checks judge.
+// Coverage is derived from the core (its pod-template kinds and binding kinds), so a kind added
+// there without a webhook rule here fails this test. What the API server does with these
+// configurations (the matchConditions, the selectors) is exercised in apiserver.test.ts.
+
+import t from 'tap';
+import { POD_TEMPLATE_KINDS } from '../../src/core/index.js';
+import { BINDING_KINDS, RBAC_GROUP } from '../../src/core/rbac.js';
+import {
+  at,
+  namespaceLabels,
+  only,
+  record,
+  records,
+  renderManifests,
+  selects,
+  stringMap,
+  strings,
+} from '../helpers/manifests.js';
+
+const base = renderManifests();
+const validating = only(base, 'ValidatingWebhookConfiguration');
+const mutating = only(base, 'MutatingWebhookConfiguration');
+const service = only(base, 'Service');
+const rulesConfigMap = only(base, 'ConfigMap');
+const rulesNamespace = String(at(rulesConfigMap, 'metadata', 'namespace'));
+const rulesName = String(at(rulesConfigMap, 'metadata', 'name'));
+
+const webhooksOf = (config: unknown) => records(at(config, 'webhooks'));
+const all = [
+  ...webhooksOf(validating).map((webhook) => ({ config: 'validating', path: '/validate', webhook })),
+  ...webhooksOf(mutating).map((webhook) => ({ config: 'mutating', path: '/mutate', webhook })),
+];
+const named = (config: unknown, name: string) => {
+  const webhook = webhooksOf(config).find((w) => w['name'] === name);
+  if (webhook === undefined) throw new Error(`no webhook ${name}`);
+  return webhook;
+};
+
+/** `group/resource OPERATION` for every combination a webhook's rules match. */
+function coverage(webhook: Record<string, unknown>): string[] {
+  return records(webhook['rules'])
+    .flatMap((rule) =>
+      strings(rule['apiGroups']).flatMap((group) =>
+        strings(rule['resources']).flatMap((resource) =>
+          strings(rule['operations']).map((operation) => `${group}/${resource} ${operation}`),
+        ),
+      ),
+    )
+    .sort();
+}
+
+// Resource names of the core's kinds: Kubernetes' lower-case plural.
+const resourceOf = (kind: string): string => `${kind.toLowerCase()}s`;
+const podKinds = POD_TEMPLATE_KINDS.map((key) => {
+  const [group = '', kind = ''] = key.split('/');
+  return { group, resource: resourceOf(kind) };
+});
+const both = (group: string, resource: string) => [
+  `${group}/${resource} CREATE`,
+  `${group}/${resource} UPDATE`,
+];
+
+t.test('every webhook: v1 only, no side effects, ≤ 5 s, fails closed, equivalent versions', async (t) => {
+  t.equal(all.length, 3);
+  for (const { config, webhook } of all) {
+    const name = `${config} ${String(webhook['name'])}`;
+    t.same(webhook['admissionReviewVersions'], ['v1'], `${name}: admissionReviewVersions`);
+    t.equal(webhook['sideEffects'], 'None', `${name}: sideEffects (dry-run requests are judged too)`);
+    const timeout = webhook['timeoutSeconds'];
+    t.ok(
+      typeof timeout === 'number' && Number.isInteger(timeout) && timeout >= 1 && timeout <= 5,
+      `${name}: timeoutSeconds ${String(timeout)}`,
+    );
+    t.equal(webhook['failurePolicy'], 'Fail', `${name}: failurePolicy`);
+    t.equal(webhook['matchPolicy'], 'Equivalent', `${name}: matchPolicy`);
+    t.match(String(webhook['name']), /^[a-z0-9-]+(\.[a-z0-9-]+){2,}$/, `${name}: a fully qualified name`);
+  }
+  t.equal(at(named(mutating, 'workloads.portcullis.io'), 'reinvocationPolicy'), 'IfNeeded');
+});
+
+t.test('every webhook calls the rendered Service on its port, at the path of its kind', async (t) => {
+  const servicePort = records(at(service, 'spec', 'ports'))[0];
+  for (const { config, path, webhook } of all) {
+    const name = `${config} ${String(webhook['name'])}`;
+    t.same(
+      webhook['clientConfig'],
+      {
+        service: {
+          namespace: at(service, 'metadata', 'namespace'),
+          name: at(service, 'metadata', 'name'),
+          path,
+          port: servicePort?.['port'],
+        },
+      },
+      `${name}: clientConfig (no caBundle in the base: the overlays or the install steps add it)`,
+    );
+  }
+  t.equal(servicePort?.['port'], 443);
+});
+
+t.test('kube-system is never sent; no objectSelector, which anyone could satisfy with a label', async (t) => {
+  for (const { config, webhook } of all) {
+    const name = `${config} ${String(webhook['name'])}`;
+    t.notOk(
+      selects(webhook['namespaceSelector'], namespaceLabels('kube-system')),
+      `${name}: kube-system excluded`,
+    );
+    t.same(record(webhook['objectSelector']), {}, `${name}: no objectSelector`);
+  }
+});
+
+t.test('the workload webhooks judge every other namespace, Portcullis’ own included', async (t) => {
+  for (const config of [validating, mutating]) {
+    const webhook = named(config, 'workloads.portcullis.io');
+    for (const namespace of ['portcullis', 'default', 'shop', 'kube-public', 'kube-node-lease']) {
+      t.ok(selects(webhook['namespaceSelector'], namespaceLabels(namespace)), `${config.kind}: ${namespace}`);
+    }
+  }
+});
+
+t.test('validating coverage: exactly the pod kinds, ephemeral containers and role bindings', async (t) => {
+  const expected = [
+    ...podKinds.flatMap(({ group, resource }) => both(group, resource)),
+    '/pods/ephemeralcontainers UPDATE',
+    ...BINDING_KINDS.flatMap((kind) => both(RBAC_GROUP, resourceOf(kind))),
+  ].sort();
+  t.same(coverage(named(validating, 'workloads.portcullis.io')), expected);
+});
+
+t.test(
+  'mutating coverage: pods on CREATE (a pod’s securityContext is immutable), templates on both',
+  async (t) => {
+    const expected = podKinds
+      .flatMap(({ group, resource }) =>
+        resource === 'pods' ? [`${group}/pods CREATE`] : both(group, resource),
+      )
+      .sort();
+    t.same(coverage(named(mutating, 'workloads.portcullis.io')), expected);
+  },
+);
+
+t.test('nothing the cluster needs to heal itself, and no wildcards', async (t) => {
+  for (const { config, webhook } of all) {
+    const name = `${config} ${String(webhook['name'])}`;
+    for (const rule of records(webhook['rules'])) {
+      for (const field of ['apiGroups', 'apiVersions', 'resources', 'operations']) {
+        t.notOk(
+          strings(rule[field]).some((v) => v.includes('*')),
+          `${name}: no wildcard in ${field}`,
+        );
+      }
+      t.same(rule['apiVersions'], ['v1'], `${name}: v1 (matchPolicy Equivalent brings the others)`);
+      for (const resource of strings(rule['resources'])) {
+        t.notOk(
+          /^(nodes|leases|events|namespaces|endpoints|endpointslices|tokenreviews)(\/|$)/.test(resource),
+          `${name}: ${resource}`,
+        );
+      }
+      t.notOk(
+        strings(rule['operations']).some((o) => o === 'DELETE' || o === 'CONNECT'),
+        `${name}: no DELETE or CONNECT`,
+      );
+    }
+  }
+});
+
+t.test('the rules webhook sees only the rules ConfigMap', async (t) => {
+  const webhook = named(validating, 'rules.portcullis.io');
+  t.same(coverage(webhook), ['/configmaps CREATE', '/configmaps UPDATE']);
+  t.ok(selects(webhook['namespaceSelector'], namespaceLabels(rulesNamespace)), 'its namespace');
+  for (const other of ['default', 'kube-system', 'shop']) {
+    t.notOk(selects(webhook['namespaceSelector'], namespaceLabels(other)), `not ${other}`);
+  }
+  const conditions = records(webhook['matchConditions']);
+  t.equal(conditions.length, 1);
+  t.equal(
+    conditions[0]?.['expression'],
+    `request.namespace == '${rulesNamespace}' && has(request.name) && request.name == '${rulesName}'`,
+    'the name and namespace of the rendered ConfigMap',
+  );
+});
+
+t.test('only Portcullis’ own pods skip the workload webhooks, and only the narrow way', async (t) => {
+  const expressions = [validating, mutating].map((config) => {
+    const conditions = records(named(config, 'workloads.portcullis.io')['matchConditions']);
+    t.equal(conditions.length, 1, `${config.kind}: one matchCondition`);
+    return String(conditions[0]?.['expression']);
+  });
+  t.equal(expressions[0], expressions[1], 'validating and mutating exclude the same requests');
+  const expression = expressions[0] ?? '';
+  t.match(expression, /^!\(/, 'an exclusion: everything else is sent');
+  // Each clause narrows the exclusion; dropping any one of them would widen it.
+  for (const clause of [
+    "request.namespace == 'portcullis'",
+    "request.resource.group == ''",
+    "request.resource.resource == 'pods'",
+    '!has(request.subResource)',
+    "request.operation == 'CREATE'",
+    "request.userInfo.username == 'system:serviceaccount:kube-system:replicaset-controller'",
+    "object.metadata.labels['app.kubernetes.io/name'] == 'portcullis'",
+  ]) {
+    t.ok(expression.includes(clause), clause);
+  }
+  t.notMatch(expression, /\|\|/, 'a conjunction only: no clause can stand in for another');
+  const podLabels = stringMap(at(only(base, 'Deployment'), 'spec', 'template', 'metadata', 'labels'));
+  t.equal(podLabels['app.kubernetes.io/name'], 'portcullis', 'the Deployment’s pods carry the label');
+});
