@@ -50,7 +50,7 @@ export function checkCommand(setExitCode: (code: number) => void): Command {
       'after',
       '\nExit status: 0 nothing denied, 1 something denied, 2 unreadable input or invalid RuleSet.\n' +
         'A bare object is judged as a CREATE; an AdmissionReview as its request; a List item by item.\n' +
-        'As in the cluster, /mutate\'s patch (seccomp RuntimeDefault) is applied before the rules judge.',
+        "As in the cluster, /mutate's patch (seccomp RuntimeDefault) is applied before the rules judge.",
     )
     .action(async (paths: string[], options: CheckOptions) => {
       const run = await runCheck(paths, options, process.stdin);
@@ -177,7 +177,9 @@ function judgeDocument(
     // The API server runs /mutate before /validate: judge what the validating webhook would see.
     const mutation = mutate(request, ruleset);
     const judged =
-      mutation.patch.length === 0 ? request : { ...request, object: applyMutation(request.object, mutation.patch) };
+      mutation.patch.length === 0
+        ? request
+        : { ...request, object: applyMutation(request.object, mutation.patch) };
     const decision = evaluate(judged, ruleset);
     const metadata = isObject(object) && isObject(object['metadata']) ? object['metadata'] : {};
     const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);

@@ -2,15 +2,24 @@
 // `certs` makes its certificates. Each command lives in its own module and returns an exit code.
 
 import { Command, CommanderError } from 'commander';
+import { certsCommand } from './certs.js';
 import { checkCommand } from './check.js';
+import { serveCommand } from './serve.js';
 
 export async function main(argv: readonly string[]): Promise<number> {
   let exitCode = 0;
   const program = new Command('portcullis')
-    .description('Kubernetes admission controller: privileged pods, hostPath, registries, seccomp, cluster-admin')
+    .description(
+      'Kubernetes admission controller: privileged pods, hostPath, registries, seccomp, cluster-admin',
+    )
     .exitOverride()
     .showHelpAfterError();
   program.addCommand(checkCommand((code) => (exitCode = code)));
+  program.addCommand(certsCommand((code) => (exitCode = code)));
+  program.addCommand(serveCommand((code) => (exitCode = code)));
+  // Subcommands do not inherit exitOverride: without it commander exits 1 on a usage error, which
+  // `check` reserves for "something was denied".
+  for (const command of program.commands) command.exitOverride();
   try {
     await program.parseAsync([...argv]);
   } catch (err) {

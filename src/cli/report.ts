@@ -43,7 +43,9 @@ export function formatJson(results: readonly CheckResult[]): string {
       allowed: r.decision.allowed,
       ...(r.decision.skipped === undefined ? {} : { skipped: r.decision.skipped.detail }),
       ...(r.decision.malformed === undefined ? {} : { malformed: denyMessage(r.decision) }),
-      ...(r.mutation.patch.length === 0 ? {} : { mutated: { rules: r.mutation.rules, patch: r.mutation.patch } }),
+      ...(r.mutation.patch.length === 0
+        ? {}
+        : { mutated: { rules: r.mutation.rules, patch: r.mutation.patch } }),
       violations: r.decision.violations.map((v) => ({
         rule: v.rule,
         check: v.check,
@@ -86,7 +88,13 @@ export function formatTable(results: readonly CheckResult[]): string {
     }
     if (r.mutation.patch.length > 0) {
       const fields = r.mutation.patch.map((op) => op.path).join(', ');
-      rows.push([`${r.file}:${r.line}`, object, r.mutation.rules.join(','), 'mutate', `/mutate adds ${fields}`]);
+      rows.push([
+        `${r.file}:${r.line}`,
+        object,
+        r.mutation.rules.join(','),
+        'mutate',
+        `/mutate adds ${fields}`,
+      ]);
     }
     for (const v of r.decision.violations) {
       rows.push([`${r.file}:${r.lineOf(v.path)}`, object, v.rule, v.action, v.message]);

@@ -91,7 +91,8 @@ export function applyMutation(object: unknown, patch: readonly PatchOperation[])
     const last = keys.pop();
     let parent: unknown = result;
     for (const key of keys) parent = isObject(parent) ? parent[key] : undefined;
-    if (last === undefined || !isObject(parent)) throw new Error(`patch path ${op.path} has no parent object`);
+    if (last === undefined || !isObject(parent))
+      throw new Error(`patch path ${op.path} has no parent object`);
     Object.assign(parent, { [last]: op.value });
   }
   return result;

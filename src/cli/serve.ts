@@ -1,0 +1,184 @@
+// `portcullis serve`: the admission webhook over HTTPS. Without --tls-cert/--tls-key it makes a
+// throw-away CA and a serving cert for localhost, so `npm start` runs the webhook locally on the
+// shipped rules. Runs until SIGTERM or SIGINT, then drains and exits 0. Exit 2: an invalid RuleSet,
+// unusable certificate files or audit options; 1: the port cannot be bound.
+
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import pino, { type Logger } from 'pino';
+import { JsonLinesSink, type AuditSink } from '../audit/sink.js';
+import { WebhookSink } from '../audit/webhook.js';
+import { DEFAULT_RULES_PATH, loadRuleSetFile } from '../config/ruleset-source.js';
+import { checkPair, readPair, type ServingCertificate } from '../server/certificates.js';
+import { createMetrics, type Metrics } from '../server/metrics.js';
+import { RuleSetHolder } from '../server/ruleset-holder.js';
+import { createServer } from '../server/server.js';
+import { generateCertificates } from '../tls/certs.js';
+
+export interface ServeOptions {
+  rules: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  port: number;
+  host: string;
+  auditLog?: string;
+  auditWebhook?: string;
+  auditWebhookCa?: string;
+}
+
+/** Days the throw-away certificate lives: long enough for a local session, short enough to be thrown away. */
+const THROWAWAY_DAYS = 30;
+
+export function serveCommand(setExitCode: (code: number) => void): Command {
+  return (
+    new Command('serve')
+      .description(
+        'Run the admission webhook over HTTPS: POST /validate and /mutate, GET /healthz, /readyz, /metrics',
+      )
+      .option('--rules <file>', 'RuleSet file (YAML or JSON)', DEFAULT_RULES_PATH)
+      .option('--tls-cert <file>', 'serving certificate (PEM), watched for rotation; with --tls-key')
+      .option('--tls-key <file>', 'its private key (PEM)')
+      .option('--port <n>', 'port to listen on', port, 8443)
+      .option('--host <addr>', 'address to listen on', '0.0.0.0')
+      .option('--audit-log <file>', 'write audit events to this file (JSON lines) instead of stdout')
+      .option('--audit-webhook <url>', 'POST audit events in EventList batches to this URL')
+      .option('--audit-webhook-ca <file>', 'CA bundle (PEM) to verify an https audit webhook with')
+      // Subcommands added with addCommand do not inherit these from the program.
+      .exitOverride()
+      .showHelpAfterError()
+      .addHelpText(
+        'after',
+        '\nWithout --tls-cert and --tls-key a throw-away CA and a cert for localhost are made; the CA file is printed.\n' +
+          'Audit events go to stdout unless --audit-log or --audit-webhook is given (both may be).\n' +
+          'Exit status: 0 after SIGTERM or SIGINT, 1 cannot listen, 2 bad rules, certificates or options.',
+      )
+      .action(async (options: ServeOptions) => {
+        setExitCode(await runServe(options));
+      })
+  );
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError('must be a port number (0-65535)');
+  return n;
+}
+
+export async function runServe(options: ServeOptions): Promise<number> {
+  const fail = (messages: readonly string[]): 2 => {
+    process.stderr.write(messages.map((m) => `portcullis: ${m}\n`).join(''));
+    return 2;
+  };
+  const load = await loadRuleSetFile(options.rules);
+  if (!load.ok) return fail(load.errors);
+  const certificate = await servingCertificate(options);
+  if (!certificate.ok) return fail([certificate.message]);
+
+  const destination = pino.destination({ dest: 1, sync: true });
+  const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'info' }, destination);
+  const metrics = createMetrics();
+  const sinks = await auditSinks(options, metrics, logger, destination);
+  if (!sinks.ok) return fail([sinks.message]);
+
+  const server = await createServer({
+    rules: new RuleSetHolder(load.loaded, metrics),
+    certificate: certificate.certificate,
+    ...(options.tlsCert !== undefined && options.tlsKey !== undefined
+      ? { certificateFiles: { cert: options.tlsCert, key: options.tlsKey } }
+      : {}),
+    audit: sinks.sinks,
+    metrics,
+    logger,
+  });
+  try {
+    await server.listen({ host: options.host, port: options.port });
+  } catch (err) {
+    logger.error({ err, host: options.host, port: options.port }, 'cannot listen');
+    await server.shutdown();
+    return 1;
+  }
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    // A second signal while draining gets the default handler: it ends the process at once.
+    const stop = (received: NodeJS.Signals): void => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      resolve(received);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+  logger.info({ signal }, 'shutting down');
+  await server.shutdown();
+  return 0;
+}
+
+type CertificateResult = { ok: true; certificate: ServingCertificate } | { ok: false; message: string };
+
+async function servingCertificate(options: ServeOptions): Promise<CertificateResult> {
+  if (options.tlsCert !== undefined && options.tlsKey !== undefined) {
+    const read = await readPair({ cert: options.tlsCert, key: options.tlsKey });
+    return read.ok ? read : { ok: false, message: read.reason };
+  }
+  if (options.tlsCert !== undefined || options.tlsKey !== undefined) {
+    return { ok: false, message: '--tls-cert and --tls-key go together' };
+  }
+  const generated = await generateCertificates({
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1', '::1'],
+    days: THROWAWAY_DAYS,
+  });
+  const dir = await mkdtemp(join(tmpdir(), 'portcullis-'));
+  const caFile = join(dir, 'ca.crt');
+  await writeFile(caFile, generated.ca.cert);
+  process.stderr.write(
+    `portcullis: no --tls-cert/--tls-key: serving a throw-away certificate for localhost and 127.0.0.1\n` +
+      `portcullis: its CA is ${caFile} (curl --cacert ${caFile} https://localhost:${options.port}/healthz)\n`,
+  );
+  const checked = checkPair({ cert: generated.cert, key: generated.key });
+  return checked.ok ? checked : { ok: false, message: checked.reason };
+}
+
+async function auditSinks(
+  options: ServeOptions,
+  metrics: Metrics,
+  logger: Logger,
+  stdout: ReturnType<typeof pino.destination>,
+): Promise<{ ok: true; sinks: AuditSink[] } | { ok: false; message: string }> {
+  const sinks: AuditSink[] = [];
+  if (options.auditLog !== undefined) {
+    try {
+      sinks.push(await JsonLinesSink.openFile(options.auditLog, metrics.audit, logger));
+    } catch (err) {
+      return {
+        ok: false,
+        message: `--audit-log ${options.auditLog}: ${err instanceof Error ? err.message : String(err)}`,
+      };
+    }
+  }
+  if (options.auditWebhookCa !== undefined && options.auditWebhook === undefined) {
+    return { ok: false, message: '--audit-webhook-ca goes with --audit-webhook' };
+  }
+  if (options.auditWebhook !== undefined) {
+    let ca: string | undefined;
+    try {
+      ca = options.auditWebhookCa === undefined ? undefined : await readFile(options.auditWebhookCa, 'utf8');
+      sinks.push(
+        new WebhookSink(
+          { url: options.auditWebhook, ...(ca === undefined ? {} : { ca }) },
+          metrics.audit,
+          logger,
+        ),
+      );
+    } catch (err) {
+      await Promise.all(sinks.map((s) => s.close()));
+      return { ok: false, message: `--audit-webhook: ${err instanceof Error ? err.message : String(err)}` };
+    }
+  }
+  if (sinks.length === 0) {
+    sinks.push(new JsonLinesSink('stdout', stdout, metrics.audit, logger, { ownsDestination: false }));
+  }
+  return { ok: true, sinks };
+}

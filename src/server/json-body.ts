@@ -1,0 +1,66 @@
+// Request bodies: JSON only, and never nested deeper than any Kubernetes object is. JSON.parse
+// itself copes with deep nesting, but whatever walks the result afterwards recurses; a cheap scan
+// of the raw text refuses `[[[[…` before anything is built from it.
+
+/** Deeper than any AdmissionReview: a pod's managedFields, the deepest part, stays under 30. */
+export const MAX_JSON_DEPTH = 256;
+
+export class RequestError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+
+/** Whether arrays and objects nest deeper than `limit` anywhere in the text (brackets in strings do not count). */
+export function nestsDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      // indexOf runs natively: strings are most of a Kubernetes object, so skip them whole.
+      let end = text.indexOf('"', i + 1);
+      while (end !== -1 && escaped(text, end)) end = text.indexOf('"', end + 1);
+      if (end === -1) return false; // unterminated: JSON.parse reports it
+      i = end;
+    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      if (++depth > limit) return true;
+    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+/** Whether the quote at `at` is escaped: an odd run of backslashes before it. */
+function escaped(text: string, at: number): boolean {
+  let run = 0;
+  for (let j = at - 1; j >= 0 && text.charCodeAt(j) === BACKSLASH; j--) run++;
+  return run % 2 === 1;
+}
+
+export function parseJsonBody(text: string): unknown {
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+    throw new RequestError(
+      400,
+      'PORTCULLIS_ERR_JSON_TOO_DEEP',
+      `body nests deeper than ${MAX_JSON_DEPTH} levels`,
+    );
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new RequestError(400, 'PORTCULLIS_ERR_MALFORMED_JSON', `body is not valid JSON: ${reason}`);
+  }
+}

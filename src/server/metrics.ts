@@ -1,0 +1,89 @@
+// Prometheus metrics. Labels stay low-cardinality: endpoint, decision, rule and action come from
+// small fixed sets or from the RuleSet; object names, namespaces and users never become labels.
+// One registry per server, so tests can run several servers in a process.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AuditCounters } from '../audit/sink.js';
+
+export interface Metrics {
+  registry: Registry;
+  /** One per admission answer, by endpoint and outcome (`allow`, `deny`, `warn`, `audit`, `skip`, `invalid`). */
+  decisions: Counter<'endpoint' | 'decision'>;
+  /** One per rule per answer that rule had something to say in, by its action (`deny`, `warn`, `audit`, `mutate`). */
+  ruleResults: Counter<'rule' | 'action'>;
+  latency: Histogram<'endpoint'>;
+  auditWritten: Counter<'sink'>;
+  auditDropped: Counter<'sink'>;
+  rulesetLoads: Counter<'result'>;
+  /** 1 for the hash of the RuleSet in force, so a rollout can be followed across replicas. */
+  rulesetInfo: Gauge<'hash'>;
+  certificateExpiry: Gauge;
+  audit: AuditCounters;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  const auditWritten = new Counter({
+    name: 'portcullis_audit_events_written_total',
+    help: 'Audit events handed to a sink (for the webhook: accepted by the collector).',
+    labelNames: ['sink'] as const,
+    registers,
+  });
+  const auditDropped = new Counter({
+    name: 'portcullis_audit_events_dropped_total',
+    help: 'Audit events a sink had to drop (queue full, collector down past its retries, sink closed).',
+    labelNames: ['sink'] as const,
+    registers,
+  });
+  return {
+    registry,
+    decisions: new Counter({
+      name: 'portcullis_admission_decisions_total',
+      help: 'Admission answers, by endpoint and decision.',
+      labelNames: ['endpoint', 'decision'] as const,
+      registers,
+    }),
+    ruleResults: new Counter({
+      name: 'portcullis_rule_results_total',
+      help: 'Admission answers in which a rule was violated (or asked for a patch), by rule and action.',
+      labelNames: ['rule', 'action'] as const,
+      registers,
+    }),
+    latency: new Histogram({
+      name: 'portcullis_admission_duration_seconds',
+      help: 'Time from receiving an admission request to answering it.',
+      labelNames: ['endpoint'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    }),
+    auditWritten,
+    auditDropped,
+    rulesetLoads: new Counter({
+      name: 'portcullis_ruleset_loads_total',
+      help: 'RuleSet loads, by result (success, failure). A failed load keeps the RuleSet in force.',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    rulesetInfo: new Gauge({
+      name: 'portcullis_ruleset_info',
+      help: 'The RuleSet in force, by hash.',
+      labelNames: ['hash'] as const,
+      registers,
+    }),
+    certificateExpiry: new Gauge({
+      name: 'portcullis_certificate_expiration_timestamp_seconds',
+      help: 'When the serving certificate in use expires (Unix time); alert on it minus time().',
+      registers,
+    }),
+    audit: {
+      written: (sink, count) => {
+        auditWritten.inc({ sink }, count);
+      },
+      dropped: (sink, count) => {
+        auditDropped.inc({ sink }, count);
+      },
+    },
+  };
+}

@@ -1,0 +1,41 @@
+// The RuleSet in force. Every admission request reads `current` once, so a swap never splits one
+// request between two RuleSets. Whatever loads RuleSets (the --rules file at start, a file or
+// ConfigMap watcher) hands a valid one to `setRuleSet` and reports an invalid one to `onInvalid`,
+// which only counts it: the RuleSet in force stays. The method names fit a RuleSetGate listener.
+
+import type { LoadedRuleSet } from '../config/ruleset-source.js';
+import type { Metrics } from './metrics.js';
+
+export class RuleSetHolder {
+  #current: LoadedRuleSet;
+  readonly #metrics: Pick<Metrics, 'rulesetLoads' | 'rulesetInfo'>;
+
+  constructor(initial: LoadedRuleSet, metrics: Pick<Metrics, 'rulesetLoads' | 'rulesetInfo'>) {
+    this.#metrics = metrics;
+    this.#current = initial;
+    this.#record(initial);
+  }
+
+  get current(): LoadedRuleSet {
+    return this.#current;
+  }
+
+  setRuleSet(loaded: LoadedRuleSet): void {
+    this.#current = loaded;
+    this.#record(loaded);
+  }
+
+  readonly onRuleSet = (loaded: LoadedRuleSet): void => {
+    this.setRuleSet(loaded);
+  };
+
+  readonly onInvalid = (): void => {
+    this.#metrics.rulesetLoads.inc({ result: 'failure' });
+  };
+
+  #record(loaded: LoadedRuleSet): void {
+    this.#metrics.rulesetLoads.inc({ result: 'success' });
+    this.#metrics.rulesetInfo.reset();
+    this.#metrics.rulesetInfo.set({ hash: loaded.hash }, 1);
+  }
+}
