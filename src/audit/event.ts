@@ -83,7 +83,7 @@ export interface AdmissionOutcome {
   decision: string;
   /** `rule=action,…`, empty when no rule had anything to say. */
   violations: string;
-  ruleset: RuleSetVersion;
+  ruleset: RuleSetVersion | undefined;
 }
 
 /** The RuleSet in force: its hash, and the ConfigMap version it was read from, if any. */
@@ -92,7 +92,9 @@ export interface RuleSetVersion {
   resourceVersion?: string;
 }
 
-function rulesetAnnotations(ruleset: RuleSetVersion): Record<string, string> {
+/** No annotations at all while no RuleSet has loaded: the decision annotation says what happened. */
+function rulesetAnnotations(ruleset: RuleSetVersion | undefined): Record<string, string> {
+  if (ruleset === undefined) return {};
   return ruleset.resourceVersion === undefined
     ? { [ANNOTATIONS.rulesetHash]: ruleset.hash }
     : {
@@ -154,7 +156,7 @@ export function rejectedEvent(
   facts: RequestFacts,
   auditID: string,
   status: { code: number; reason: string; message: string },
-  ruleset: RuleSetVersion,
+  ruleset: RuleSetVersion | undefined,
   completedAt: number,
 ): AuditEvent {
   return {

@@ -1,7 +1,10 @@
 // `portcullis serve`: the admission webhook over HTTPS. Without --tls-cert/--tls-key it makes a
 // throw-away CA and a serving cert for localhost, so `npm start` runs the webhook locally on the
-// shipped rules. Runs until SIGTERM or SIGINT, then drains and exits 0. Exit 2: an invalid RuleSet,
-// unusable certificate files or audit options; 1: the port cannot be bound.
+// shipped rules. The RuleSet comes from a watched file (or mounted ConfigMap directory) or, with
+// --rules-configmap, straight from the API server; a broken edit never replaces the one in force,
+// and until a first good one loads the server is not ready and denies everything. Runs until
+// SIGTERM or SIGINT, then drains and exits 0. Exit 2: unusable certificate files, kubeconfig or
+// options; 1: the port cannot be bound.
 
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,7 +13,10 @@ import { Command, InvalidArgumentError } from 'commander';
 import pino, { type Logger } from 'pino';
 import { JsonLinesSink, type AuditSink } from '../audit/sink.js';
 import { WebhookSink } from '../audit/webhook.js';
-import { DEFAULT_RULES_PATH, loadRuleSetFile } from '../config/ruleset-source.js';
+import { parseConfigMapRef, type ConfigMapRef } from '../config/rules-configmap.js';
+import { loadKubeConfig, watchRulesConfigMap } from '../config/rules-configmap-watch.js';
+import { watchRulesFile, type RulesWatch } from '../config/rules-file-watch.js';
+import { DEFAULT_RULES_PATH } from '../config/ruleset-source.js';
 import { checkPair, readPair, type ServingCertificate } from '../server/certificates.js';
 import { createMetrics, type Metrics } from '../server/metrics.js';
 import { RuleSetHolder } from '../server/ruleset-holder.js';
@@ -19,6 +25,9 @@ import { generateCertificates } from '../tls/certs.js';
 
 export interface ServeOptions {
   rules: string;
+  /** `--rules-configmap`, as commander names it. */
+  rulesConfigmap?: ConfigMapRef;
+  kubeconfig?: string;
   tlsCert?: string;
   tlsKey?: string;
   port: number;
@@ -37,7 +46,20 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
       .description(
         'Run the admission webhook over HTTPS: POST /validate and /mutate, GET /healthz, /readyz, /metrics',
       )
-      .option('--rules <file>', 'RuleSet file (YAML or JSON)', DEFAULT_RULES_PATH)
+      .option(
+        '--rules <path>',
+        'RuleSet file (YAML or JSON), or a directory holding rules.yaml (a mounted ConfigMap); watched',
+        DEFAULT_RULES_PATH,
+      )
+      .option(
+        '--rules-configmap <namespace/name>',
+        'watch the RuleSet in this ConfigMap (key rules.yaml) through the API server instead',
+        configMapRef,
+      )
+      .option(
+        '--kubeconfig <file>',
+        "with --rules-configmap: cluster credentials (default: in-cluster, then kubectl's)",
+      )
       .option('--tls-cert <file>', 'serving certificate (PEM), watched for rotation; with --tls-key')
       .option('--tls-key <file>', 'its private key (PEM)')
       .option('--port <n>', 'port to listen on', port, 8443)
@@ -52,12 +74,25 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
         'after',
         '\nWithout --tls-cert and --tls-key a throw-away CA and a cert for localhost are made; the CA file is printed.\n' +
           'Audit events go to stdout unless --audit-log or --audit-webhook is given (both may be).\n' +
-          'Exit status: 0 after SIGTERM or SIGINT, 1 cannot listen, 2 bad rules, certificates or options.',
+          'Until a valid RuleSet loads, /readyz answers 503 and every admission request is denied.\n' +
+          'Exit status: 0 after SIGTERM or SIGINT, 1 cannot listen, 2 unusable certificates, kubeconfig or options.',
       )
-      .action(async (options: ServeOptions) => {
+      .action(async (options: ServeOptions, command: Command) => {
+        if (options.rulesConfigmap !== undefined && command.getOptionValueSource('rules') === 'cli') {
+          command.error('--rules and --rules-configmap are alternatives: give one', { exitCode: 2 });
+        }
+        if (options.kubeconfig !== undefined && options.rulesConfigmap === undefined) {
+          command.error('--kubeconfig goes with --rules-configmap', { exitCode: 2 });
+        }
         setExitCode(await runServe(options));
       })
   );
+}
+
+function configMapRef(value: string): ConfigMapRef {
+  const parsed = parseConfigMapRef(value);
+  if (!parsed.ok) throw new InvalidArgumentError(parsed.message);
+  return parsed.ref;
 }
 
 function port(value: string): number {
@@ -72,8 +107,6 @@ export async function runServe(options: ServeOptions): Promise<number> {
     process.stderr.write(messages.map((m) => `portcullis: ${m}\n`).join(''));
     return 2;
   };
-  const load = await loadRuleSetFile(options.rules);
-  if (!load.ok) return fail(load.errors);
   const certificate = await servingCertificate(options);
   if (!certificate.ok) return fail([certificate.message]);
 
@@ -83,8 +116,15 @@ export async function runServe(options: ServeOptions): Promise<number> {
   const sinks = await auditSinks(options, metrics, logger, destination);
   if (!sinks.ok) return fail([sinks.message]);
 
+  const rules = new RuleSetHolder(metrics);
+  const watch = await watchRules(options, rules, logger);
+  if (!watch.ok) {
+    await Promise.all(sinks.sinks.map((sink) => sink.close()));
+    return fail([watch.message]);
+  }
   const server = await createServer({
-    rules: new RuleSetHolder(load.loaded, metrics),
+    rules,
+    ...(options.rulesConfigmap === undefined ? {} : { rulesConfigMap: options.rulesConfigmap }),
     certificate: certificate.certificate,
     ...(options.tlsCert !== undefined && options.tlsKey !== undefined
       ? { certificateFiles: { cert: options.tlsCert, key: options.tlsKey } }
@@ -97,6 +137,7 @@ export async function runServe(options: ServeOptions): Promise<number> {
     await server.listen({ host: options.host, port: options.port });
   } catch (err) {
     logger.error({ err, host: options.host, port: options.port }, 'cannot listen');
+    await watch.watch.stop();
     await server.shutdown();
     return 1;
   }
@@ -111,8 +152,35 @@ export async function runServe(options: ServeOptions): Promise<number> {
     process.on('SIGINT', stop);
   });
   logger.info({ signal }, 'shutting down');
+  await watch.watch.stop();
   await server.shutdown();
   return 0;
+}
+
+/**
+ * Starts following the RuleSet source. A file is read before this returns, so a valid one is in
+ * force before the port opens; a ConfigMap arrives with the first list, shortly after.
+ */
+async function watchRules(
+  options: ServeOptions,
+  rules: RuleSetHolder,
+  logger: Logger,
+): Promise<{ ok: true; watch: RulesWatch } | { ok: false; message: string }> {
+  const listener = { onRuleSet: rules.onRuleSet, onInvalid: rules.onInvalid };
+  if (options.rulesConfigmap === undefined) {
+    return { ok: true, watch: await watchRulesFile({ path: options.rules, log: logger, ...listener }) };
+  }
+  let kubeConfig;
+  try {
+    kubeConfig = loadKubeConfig(options.kubeconfig);
+  } catch (err) {
+    return {
+      ok: false,
+      message: `cannot load cluster credentials${options.kubeconfig === undefined ? '' : ` from ${options.kubeconfig}`}: ${err instanceof Error ? err.message : String(err)}`,
+    };
+  }
+  const watch = watchRulesConfigMap({ ref: options.rulesConfigmap, kubeConfig, log: logger, ...listener });
+  return { ok: true, watch };
 }
 
 type CertificateResult = { ok: true; certificate: ServingCertificate } | { ok: false; message: string };

@@ -2,8 +2,18 @@
 // here: the routes in server.ts only parse, time, audit and send what these functions return.
 
 import type { AdmissionReview } from '../admission/review.js';
+import { judgeRulesConfigMap, RULES_CONFIGMAP_RULE } from '../config/rules-configmap-admission.js';
+import type { ConfigMapRef } from '../config/rules-configmap.js';
 import type { LoadedRuleSet } from '../config/ruleset-source.js';
-import { denyMessage, evaluate, mutate, outcome, warnings, type Decision } from '../core/index.js';
+import {
+  denyMessage,
+  evaluate,
+  mutate,
+  outcome,
+  warnings,
+  type AdmissionRequest,
+  type Decision,
+} from '../core/index.js';
 
 export interface AdmissionResponse {
   uid: string;
@@ -41,8 +51,40 @@ export const RESPONSE_ANNOTATIONS = {
   rulesetHash: 'ruleset-hash',
 } as const;
 
-export function validateReview(review: AdmissionReview, loaded: LoadedRuleSet): Answer {
-  const decision = evaluate(review.request, loaded.ruleset);
+/** What an answer is judged against: the RuleSet in force (none before the first good one loads). */
+export interface Judge {
+  loaded: LoadedRuleSet | undefined;
+  /** `serve --rules-configmap`: edits of that ConfigMap are judged by the RuleSet they carry. */
+  rulesConfigMap?: ConfigMapRef | undefined;
+}
+
+/** Fails closed: without a RuleSet nothing is known to be safe, so only the fix itself gets in. */
+export const NO_RULESET_MESSAGE =
+  'Portcullis has no valid RuleSet loaded yet and refuses every request until one loads (see its log)';
+
+function decide(request: AdmissionRequest, judge: Judge): Decision {
+  const own = judge.rulesConfigMap && judgeRulesConfigMap(request, judge.rulesConfigMap);
+  if (own !== undefined) return own;
+  if (judge.loaded === undefined) {
+    return {
+      allowed: false,
+      violations: [
+        {
+          rule: RULES_CONFIGMAP_RULE,
+          check: 'ruleset',
+          action: 'deny',
+          message: NO_RULESET_MESSAGE,
+          path: [],
+        },
+      ],
+      rulesApplied: [],
+    };
+  }
+  return evaluate(request, judge.loaded.ruleset);
+}
+
+export function validateReview(review: AdmissionReview, judge: Judge): Answer {
+  const decision = decide(review.request, judge);
   const rules = ruleActions(decision);
   const verdict = outcome(decision);
   const message = denyMessage(decision);
@@ -52,7 +94,7 @@ export function validateReview(review: AdmissionReview, loaded: LoadedRuleSet): 
     allowed: decision.allowed,
     ...(message === undefined ? {} : { status: { code: 403, message } }),
     ...(warned.length === 0 ? {} : { warnings: warned }),
-    auditAnnotations: annotations(verdict, rules, loaded.hash),
+    auditAnnotations: annotations(verdict, rules, judge.loaded?.hash),
   };
   return {
     review: { apiVersion: review.apiVersion, kind: review.kind, response },
@@ -64,8 +106,9 @@ export function validateReview(review: AdmissionReview, loaded: LoadedRuleSet): 
 }
 
 /** Patches only, and always allows: judging is /validate's job, which sees the patched object. */
-export function mutateReview(review: AdmissionReview, loaded: LoadedRuleSet): Answer {
-  const mutation = mutate(review.request, loaded.ruleset);
+export function mutateReview(review: AdmissionReview, judge: Judge): Answer {
+  const { loaded } = judge;
+  const mutation = loaded === undefined ? { patch: [], rules: [] } : mutate(review.request, loaded.ruleset);
   const rules = mutation.rules.map((rule) => ({ rule, action: 'mutate' }));
   const response: AdmissionResponse = {
     uid: review.request.uid,
@@ -73,7 +116,7 @@ export function mutateReview(review: AdmissionReview, loaded: LoadedRuleSet): An
     ...(mutation.patch.length === 0
       ? {}
       : { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(mutation.patch)).toString('base64') }),
-    auditAnnotations: annotations('allow', rules, loaded.hash),
+    auditAnnotations: annotations('allow', rules, loaded?.hash),
   };
   return {
     review: { apiVersion: review.apiVersion, kind: review.kind, response },
@@ -103,12 +146,10 @@ function ruleActions(decision: Decision): { rule: string; action: string }[] {
 function annotations(
   decision: string,
   rules: readonly { rule: string; action: string }[],
-  hash: string,
+  hash: string | undefined,
 ): Record<string, string> {
-  const out: Record<string, string> = {
-    [RESPONSE_ANNOTATIONS.decision]: decision,
-    [RESPONSE_ANNOTATIONS.rulesetHash]: hash,
-  };
+  const out: Record<string, string> = { [RESPONSE_ANNOTATIONS.decision]: decision };
+  if (hash !== undefined) out[RESPONSE_ANNOTATIONS.rulesetHash] = hash;
   if (rules.length > 0) out[RESPONSE_ANNOTATIONS.rules] = formatRules(rules);
   return out;
 }

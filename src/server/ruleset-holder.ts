@@ -7,16 +7,16 @@ import type { LoadedRuleSet } from '../config/ruleset-source.js';
 import type { Metrics } from './metrics.js';
 
 export class RuleSetHolder {
-  #current: LoadedRuleSet;
+  #current: LoadedRuleSet | undefined;
   readonly #metrics: Pick<Metrics, 'rulesetLoads' | 'rulesetInfo'>;
 
-  constructor(initial: LoadedRuleSet, metrics: Pick<Metrics, 'rulesetLoads' | 'rulesetInfo'>) {
+  /** Without `initial` the server is not ready, and denies everything, until a RuleSet is set. */
+  constructor(metrics: Pick<Metrics, 'rulesetLoads' | 'rulesetInfo'>, initial?: LoadedRuleSet) {
     this.#metrics = metrics;
-    this.#current = initial;
-    this.#record(initial);
+    if (initial !== undefined) this.setRuleSet(initial);
   }
 
-  get current(): LoadedRuleSet {
+  get current(): LoadedRuleSet | undefined {
     return this.#current;
   }
 

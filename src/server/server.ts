@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { SecureContextOptions } from 'node:tls';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { parseAdmissionReview } from '../admission/review.js';
+import { parseAdmissionReview, type AdmissionReview } from '../admission/review.js';
 import {
   admissionEvent,
   clock,
@@ -16,7 +16,8 @@ import {
   type RequestFacts,
 } from '../audit/event.js';
 import type { AuditSink } from '../audit/sink.js';
-import { formatRules, mutateReview, validateReview, type Answer } from './admission.js';
+import type { ConfigMapRef } from '../config/rules-configmap.js';
+import { formatRules, mutateReview, validateReview, type Answer, type Judge } from './admission.js';
 import {
   CertificateWatcher,
   type CertificateFiles,
@@ -42,6 +43,8 @@ export const KEEP_ALIVE_TIMEOUT_MS = 120_000;
 
 export interface ServerOptions {
   rules: RuleSetHolder;
+  /** `serve --rules-configmap`: /validate judges edits of that ConfigMap by the RuleSet they carry. */
+  rulesConfigMap?: ConfigMapRef;
   certificate: ServingCertificate;
   /** Watched for rotation when given; a pair given only in memory is served as is. */
   certificateFiles?: CertificateFiles;
@@ -192,7 +195,7 @@ export async function createServer(options: ServerOptions): Promise<AdmissionSer
     return reply.code(code).send(body);
   });
 
-  const route = (endpoint: Endpoint, answer: typeof validateReview) => ({
+  const route = (endpoint: Endpoint, answer: (review: AdmissionReview, judge: Judge) => Answer) => ({
     schema: { response: ANSWER_SCHEMA },
     onRequest: (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
       request.receivedAt = clock();
@@ -203,7 +206,7 @@ export async function createServer(options: ServerOptions): Promise<AdmissionSer
       if (!parsed.ok) throw new RequestError(400, 'PORTCULLIS_ERR_INVALID_REVIEW', parsed.message);
       // Read once: a RuleSet swapped in meanwhile applies from the next request on.
       const loaded = rules.current;
-      const result: Answer = answer(parsed.review, loaded);
+      const result: Answer = answer(parsed.review, { loaded, rulesConfigMap: options.rulesConfigMap });
       const completedAt = clock();
       // Enqueued before the answer leaves, so no answer is ever sent without its event.
       audit(
@@ -240,11 +243,16 @@ export async function createServer(options: ServerOptions): Promise<AdmissionSer
   app.get('/readyz', (_request, reply) => {
     const reasons: string[] = [];
     if (closing) reasons.push('shutting down');
+    if (rules.current === undefined) reasons.push('no valid RuleSet loaded');
+    else {
+      const failure = selfCheck({ loaded: rules.current, rulesConfigMap: options.rulesConfigMap });
+      if (failure !== undefined) reasons.push(`admission self-check failed: ${failure}`);
+    }
     if (certificate.notAfter.getTime() <= Date.now()) reasons.push('serving certificate has expired');
     const body = {
       status: reasons.length === 0 ? 'ready' : 'not ready',
       reasons,
-      ruleset: rules.current.hash,
+      ruleset: rules.current?.hash ?? null,
       certificate: { serialNumber: certificate.serialNumber, notAfter: certificate.notAfter.toISOString() },
     };
     return reply.code(reasons.length === 0 ? 200 : 503).send(body);
@@ -264,7 +272,7 @@ export async function createServer(options: ServerOptions): Promise<AdmissionSer
       const address = app.server.address();
       const bound = typeof address === 'object' && address !== null ? address.port : port;
       logger.info(
-        { host, port: bound, ruleset: rules.current.hash, serialNumber: certificate.serialNumber },
+        { host, port: bound, ruleset: rules.current?.hash, serialNumber: certificate.serialNumber },
         'listening',
       );
       return { host, port: bound };
@@ -288,6 +296,45 @@ export async function createServer(options: ServerOptions): Promise<AdmissionSer
       return shuttingDown;
     },
   };
+}
+
+const SELF_CHECK_REVIEW = {
+  apiVersion: 'admission.k8s.io/v1',
+  kind: 'AdmissionReview',
+  request: {
+    uid: 'portcullis-readiness-self-check',
+    kind: { group: '', version: 'v1', kind: 'Pod' },
+    resource: { group: '', version: 'v1', resource: 'pods' },
+    namespace: 'portcullis-self-check',
+    name: 'self-check',
+    operation: 'CREATE',
+    userInfo: { username: 'system:portcullis:self-check' },
+    object: {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'self-check', namespace: 'portcullis-self-check' },
+      spec: { containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }] },
+    },
+  },
+};
+
+/**
+ * Readiness runs a Pod CREATE through the same parse and judge steps as /validate and /mutate
+ * (not audited: it is not the API server's request), so a replica whose RuleSet or admission path
+ * throws stops getting traffic instead of answering the API server with 500s.
+ */
+function selfCheck(judge: Judge): string | undefined {
+  try {
+    const parsed = parseAdmissionReview(SELF_CHECK_REVIEW);
+    if (!parsed.ok) return parsed.message;
+    for (const answer of [validateReview, mutateReview]) {
+      const { response } = answer(parsed.review, judge).review;
+      if (response.uid !== SELF_CHECK_REVIEW.request.uid) return 'the answer does not echo the uid';
+    }
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
 }
 
 /** The uid of a review too broken to parse, when it has one, so its audit event can still cite it. */

@@ -79,7 +79,7 @@ export type SchemaResult = { kind: 'valid' } | { kind: 'invalid'; message: strin
  * Validates one object against the Kubernetes OpenAPI schema of its apiVersion and kind, as
  * compiled into kubernetes-models (`kubernetes-models/<apiVersion>/<Kind>`). Those schemas check
  * types, required fields and enums; they do not reject unknown fields (the real-API-server test,
- * apiserver.test.ts, applies with strict field validation for that).
+ * test/e2e/manifests.test.ts, applies with strict field validation for that).
  */
 export async function validateSchema(o: KubeObject): Promise<SchemaResult> {
   let module: unknown;
@@ -180,7 +180,7 @@ export function namespaceLabels(name: string): Record<string, string> {
 /**
  * kustomize writes generated Secret data folded into lines of 70 characters, and a replacement
  * copies that text into each caBundle as it is. The API server's base64 decoder (Go's) skips line
- * breaks, so it accepts them (apiserver.test.ts applies such a render); the schemas' `byte` format
+ * breaks, so it accepts them (test/e2e/manifests.test.ts applies such a render); the schemas' `byte` format
  * does not. This joins the lines, on a copy, before schema validation and comparison.
  */
 export function unfoldBase64(o: KubeObject): KubeObject {

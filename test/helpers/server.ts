@@ -20,6 +20,7 @@ import {
   type ServingCertificate,
   type WatchOptions,
 } from '../../src/server/certificates.js';
+import type { ConfigMapRef } from '../../src/config/rules-configmap.js';
 import { createMetrics, type Metrics } from '../../src/server/metrics.js';
 import { RuleSetHolder } from '../../src/server/ruleset-holder.js';
 import { createServer, type AdmissionServer } from '../../src/server/server.js';
@@ -82,6 +83,13 @@ export async function defaultRules(): Promise<LoadedRuleSet> {
   return load.loaded;
 }
 
+/** The hash of the RuleSet in force; a test that needs one fails here when there is none. */
+export function currentHash(rules: RuleSetHolder): string {
+  const current = rules.current;
+  if (current === undefined) throw new Error('the test server has no RuleSet in force');
+  return current.hash;
+}
+
 export function rulesFromText(text: string): LoadedRuleSet {
   const load = parseRuleSet(text, 'test.yaml');
   if (!load.ok) throw new Error(load.errors.join('\n'));
@@ -103,7 +111,9 @@ export interface TestServer {
 
 export interface StartOptions {
   certificates: GeneratedCertificates;
-  rules?: LoadedRuleSet;
+  /** The shipped default when left out; `null` starts the server with no RuleSet (not ready). */
+  rules?: LoadedRuleSet | null;
+  rulesConfigMap?: ConfigMapRef;
   certificateFiles?: CertificateFiles;
   watch?: WatchOptions;
   sinks?: AuditSink[];
@@ -123,10 +133,12 @@ export async function startServer(options: StartOptions): Promise<TestServer> {
     }),
   );
   const metrics = options.metrics ?? createMetrics();
-  const rules = new RuleSetHolder(options.rules ?? (await defaultRules()), metrics);
+  const initial = options.rules === undefined ? await defaultRules() : options.rules;
+  const rules = new RuleSetHolder(metrics, initial ?? undefined);
   const audit = new MemorySink();
   const server = await createServer({
     rules,
+    ...(options.rulesConfigMap ? { rulesConfigMap: options.rulesConfigMap } : {}),
     certificate: serving(options.certificates),
     ...(options.certificateFiles ? { certificateFiles: options.certificateFiles } : {}),
     ...(options.watch ? { watch: options.watch } : {}),

@@ -1,7 +1,7 @@
 // The webhook configurations cannot lock a cluster up and cover exactly what the checks judge.
 // Coverage is derived from the core (its pod-template kinds and binding kinds), so a kind added
 // there without a webhook rule here fails this test. What the API server does with these
-// configurations (the matchConditions, the selectors) is exercised in apiserver.test.ts.
+// configurations (the matchConditions, the selectors) is exercised in test/e2e/manifests.test.ts.
 
 import t from 'tap';
 import { POD_TEMPLATE_KINDS } from '../../src/core/index.js';
@@ -21,6 +21,8 @@ import {
 const base = renderManifests();
 const validating = only(base, 'ValidatingWebhookConfiguration');
 const mutating = only(base, 'MutatingWebhookConfiguration');
+const VALIDATING = 'workloads.portcullis.io';
+const MUTATING = 'seccomp-defaults.portcullis.io';
 const service = only(base, 'Service');
 const rulesConfigMap = only(base, 'ConfigMap');
 const rulesNamespace = String(at(rulesConfigMap, 'metadata', 'namespace'));
@@ -76,7 +78,7 @@ t.test('every webhook: v1 only, no side effects, ≤ 5 s, fails closed, equivale
     t.equal(webhook['matchPolicy'], 'Equivalent', `${name}: matchPolicy`);
     t.match(String(webhook['name']), /^[a-z0-9-]+(\.[a-z0-9-]+){2,}$/, `${name}: a fully qualified name`);
   }
-  t.equal(at(named(mutating, 'workloads.portcullis.io'), 'reinvocationPolicy'), 'IfNeeded');
+  t.equal(at(named(mutating, MUTATING), 'reinvocationPolicy'), 'IfNeeded');
 });
 
 t.test('every webhook calls the rendered Service on its port, at the path of its kind', async (t) => {
@@ -110,9 +112,16 @@ t.test('kube-system is never sent; no objectSelector, which anyone could satisfy
   }
 });
 
+t.test('webhook names are unique across both configurations', async (t) => {
+  // The API server files each webhook's auditAnnotations under its name and keeps the first value
+  // of a key: a mutating and a validating webhook sharing a name would lose the validating decision.
+  const names = all.map(({ webhook }) => String(webhook['name']));
+  t.same(names.length, new Set(names).size, names.join(', '));
+});
+
 t.test('the workload webhooks judge every other namespace, Portcullis’ own included', async (t) => {
   for (const config of [validating, mutating]) {
-    const webhook = named(config, 'workloads.portcullis.io');
+    const webhook = named(config, config === mutating ? MUTATING : VALIDATING);
     for (const namespace of ['portcullis', 'default', 'shop', 'kube-public', 'kube-node-lease']) {
       t.ok(selects(webhook['namespaceSelector'], namespaceLabels(namespace)), `${config.kind}: ${namespace}`);
     }
@@ -125,7 +134,7 @@ t.test('validating coverage: exactly the pod kinds, ephemeral containers and rol
     '/pods/ephemeralcontainers UPDATE',
     ...BINDING_KINDS.flatMap((kind) => both(RBAC_GROUP, resourceOf(kind))),
   ].sort();
-  t.same(coverage(named(validating, 'workloads.portcullis.io')), expected);
+  t.same(coverage(named(validating, VALIDATING)), expected);
 });
 
 t.test(
@@ -136,7 +145,7 @@ t.test(
         resource === 'pods' ? [`${group}/pods CREATE`] : both(group, resource),
       )
       .sort();
-    t.same(coverage(named(mutating, 'workloads.portcullis.io')), expected);
+    t.same(coverage(named(mutating, MUTATING)), expected);
   },
 );
 
@@ -183,7 +192,7 @@ t.test('the rules webhook sees only the rules ConfigMap', async (t) => {
 
 t.test('only Portcullis’ own pods skip the workload webhooks, and only the narrow way', async (t) => {
   const expressions = [validating, mutating].map((config) => {
-    const conditions = records(named(config, 'workloads.portcullis.io')['matchConditions']);
+    const conditions = records(named(config, config === mutating ? MUTATING : VALIDATING)['matchConditions']);
     t.equal(conditions.length, 1, `${config.kind}: one matchCondition`);
     return String(conditions[0]?.['expression']);
   });

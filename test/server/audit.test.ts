@@ -14,7 +14,7 @@ import { JsonLinesSink } from '../../src/audit/sink.js';
 import { WebhookSink, type WebhookSinkOptions } from '../../src/audit/webhook.js';
 import { createMetrics, type Metrics } from '../../src/server/metrics.js';
 import { captureLog } from '../helpers/log.js';
-import { localhostCertificates, podCreateReview, startServer } from '../helpers/server.js';
+import { currentHash, localhostCertificates, podCreateReview, startServer } from '../helpers/server.js';
 
 const certificates = await localhostCertificates();
 
@@ -92,7 +92,7 @@ t.test(
         },
         annotations: {
           'portcullis.io/decision': 'deny',
-          'portcullis.io/ruleset-hash': srv.rules.current.hash,
+          'portcullis.io/ruleset-hash': currentHash(srv.rules),
           'portcullis.io/dry-run': 'false',
           'portcullis.io/endpoint': 'validate',
           'portcullis.io/violations': 'require-seccomp=deny',

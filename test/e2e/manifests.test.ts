@@ -338,7 +338,7 @@ async function run(t: Test, bins: { apiserver: string; etcd: string }): Promise<
   await t.test('Portcullis down: what it judges is refused, the rest goes through', async (t) => {
     const refused = await apply([pod('down1', 'default')]);
     t.notOk(refused.ok, 'a pod in default is refused');
-    t.match(refused.out, /failed calling webhook "workloads\.portcullis\.io"/);
+    t.match(refused.out, /failed calling webhook "(seccomp-defaults|workloads)\.portcullis\.io"/);
     const rules = await kubectl(['-n', 'portcullis', 'label', 'configmap', 'portcullis-rules', 'again=yes']);
     t.notOk(rules.ok, 'an edit of the rules is refused');
     t.match(rules.out, /failed calling webhook "rules\.portcullis\.io"/);
