@@ -236,3 +236,15 @@ t.test('serve --rules DIR follows a mounted ConfigMap and keeps the last good Ru
   const code = await new Promise((resolve) => child.on('exit', resolve));
   t.equal(code, 0);
 });
+
+t.test('readiness fails when the admission path throws', async (t) => {
+  const srv = await startServer({ certificates });
+  t.teardown(() => srv.close());
+  t.equal((await srv.request('/readyz')).status, 200);
+  const shipped = await defaultRules();
+  // A compiled RuleSet no compiler would produce: judging with it throws, as a bug in a check would.
+  srv.rules.setRuleSet({ ...shipped, ruleset: { rules: null } as unknown as typeof shipped.ruleset });
+  const broken = await srv.request('/readyz');
+  t.equal(broken.status, 503);
+  t.match(broken.json(), { reasons: [/^admission self-check failed: /] });
+});
