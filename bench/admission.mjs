@@ -9,9 +9,17 @@
 // only; bounded to 90 s. The targets (ratio ≥ 0.85, p99 ≤ 10 ms, RSS ≤ 100 MiB) are reported, not
 // enforced: exit 1 only when the bench itself fails (a server dies, a non-2xx answer, a wrong verdict).
 //
+// Four processes: this one (orchestration and measurement only), the load generator
+// (bench/load.mjs), Portcullis and the baseline, both started the same way (same node, cert, key,
+// TLS minimum version, body limit and keep-alive timeout) and loaded by the same client with the
+// same body. On a small machine the client and the server share the CPU, so req/s is partly the
+// client's; each run therefore also reports what the numbers rest on: the server's CPU time per
+// request (user + system, all its threads, from /proc), how busy the client was, and how much CPU
+// processes outside the bench took meanwhile (a busy machine slows both servers, but not alike).
+//
 // Plain ESM over dist/ so it needs no TypeScript loader; `npm run bench` builds first.
 
-import { spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
@@ -20,7 +28,6 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
 import { BODY_LIMIT, KEEP_ALIVE_TIMEOUT_MS } from '../dist/server/server.js';
 import { generateCertificates } from '../dist/tls/certs.js';
 
@@ -34,6 +41,8 @@ const NEW_CONNECTION_MAX = 2000;
 const DEADLINE_MS = 90_000;
 const TARGETS = { ratio: 0.85, p99Ms: 10, rssMiB: 100 };
 const MiB = 1024 * 1024;
+/** USER_HZ: /proc reports CPU time in ticks of 1/100 s on every Linux architecture Node runs on. */
+const TICK_MS = 10;
 
 const started = performance.now();
 const children = [];
@@ -46,6 +55,14 @@ const deadline = setTimeout(() => {
   process.exit(1);
 }, DEADLINE_MS);
 deadline.unref();
+
+// The node flags the image runs Portcullis with (its Dockerfile ENTRYPOINT, between node and the
+// script): what ships is what is measured. The baseline gets the same, so the ratio prices code only.
+const NODE_FLAGS = JSON.parse(
+  /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))[1],
+)
+  .slice(1)
+  .filter((arg) => arg.startsWith('-'));
 
 const fixture = JSON.parse(readFileSync(join(ROOT, 'bench/fixtures/pod-create-review.json'), 'utf8'));
 const allowedBody = JSON.stringify(fixture);
@@ -62,6 +79,7 @@ clearTimeout(deadline);
 process.exitCode = failures.length > 0 ? 1 : 0;
 
 async function main() {
+  const client = await startLoadGenerator();
   const certs = await generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], days: 1 });
   const certFile = join(dir, 'tls.crt');
   const keyFile = join(dir, 'tls.key');
@@ -106,18 +124,18 @@ async function main() {
   await expectVerdict(baseline, ca, allowedBody, true);
   if (failures.length > 0) return report(undefined);
 
-  for (const target of [portcullis, baseline]) await load(target, allowedBody, WARMUP_S);
+  for (const target of [portcullis, baseline]) await load(client, target, allowedBody, WARMUP_S);
 
   const rounds = [];
   for (let round = 1; round <= ROUNDS; round++) {
     // Alternate who goes first, so drift in the machine's load falls on both.
     const order = round % 2 === 1 ? [portcullis, baseline] : [baseline, portcullis];
-    for (const target of order) rounds.push({ round, ...(await load(target, allowedBody, ROUND_S)) });
+    for (const target of order) rounds.push({ round, ...(await load(client, target, allowedBody, ROUND_S)) });
   }
-  const denied = await load(portcullis, deniedBody, ROUND_S);
+  const denied = await load(client, portcullis, deniedBody, ROUND_S);
   const fresh = [];
   for (const target of [portcullis, baseline])
-    fresh.push(await newConnectionPerRequest(target, ca, allowedBody));
+    fresh.push(await newConnectionPerRequest(client, target, ca, allowedBody));
 
   const memory = Object.fromEntries(
     [portcullis, baseline].map((t) => [t.name, { ...t.rss, ...procStatus(t) }]),
@@ -134,6 +152,7 @@ function report(results) {
       `${loadavg()
         .map((l) => l.toFixed(2))
         .join(' ')} at the end`,
+    `servers run as the image runs them: node ${NODE_FLAGS.join(' ') || '(no flags)'}`,
     `payload: Pod CREATE AdmissionReview, ${Buffer.byteLength(allowedBody)} B (denied variant ` +
       `${Buffer.byteLength(deniedBody)} B); ${CONNECTIONS} keep-alive connections; ${ROUNDS} rounds × ${ROUND_S} s ` +
       `after ${WARMUP_S} s warm-up each`,
@@ -148,21 +167,19 @@ function report(results) {
   const { rounds, denied, fresh, memory, audit } = results;
   const of = (name) => rounds.filter((r) => r.target === name);
   const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const p = {
-    rps: mean(of('portcullis').map((r) => r.rps)),
-    p50: median(of('portcullis').map((r) => r.p50)),
-  };
-  const b = { rps: mean(of('baseline').map((r) => r.rps)), p50: median(of('baseline').map((r) => r.p50)) };
-  // p99 over every response of every round, not an average of per-round p99s.
-  p.p99 = percentile(
-    of('portcullis').flatMap((r) => r.latencies),
-    0.99,
-  );
-  b.p99 = percentile(
-    of('baseline').flatMap((r) => r.latencies),
-    0.99,
-  );
+  const summary = (name) => ({
+    rps: mean(of(name).map((r) => r.rps)),
+    p50: median(of(name).map((r) => r.p50)),
+    // p99 over every response of every round, not an average of per-round p99s.
+    p99: percentile(concat(of(name).map((r) => r.latencies)), 0.99),
+    cpuUs: mean(of(name).map((r) => r.cpu.serverUsPerRequest)),
+    clientPct: mean(of(name).map((r) => r.cpu.clientCorePct)),
+    othersPct: mean(of(name).map((r) => r.cpu.othersMachinePct)),
+  });
+  const p = summary('portcullis');
+  const b = summary('baseline');
   const ratio = p.rps / b.rps;
+  const cpuRatio = b.cpuUs / p.cpuUs;
   const rss = memory.portcullis;
   // VmHWM can trail a sampled VmRSS a little (the kernel folds per-thread counters in lazily).
   const peakMiB = Math.max(rss.hwm ?? 0, rss.maxSampled) / MiB;
@@ -172,17 +189,28 @@ function report(results) {
     rss: Number.isFinite(peakMiB) && peakMiB <= TARGETS.rssMiB,
   };
 
-  const rows = [['', 'req/s', 'p50 ms', 'p99 ms', 'note']];
-  for (const r of rounds)
-    rows.push([`round ${r.round} ${r.target}`, fmt(r.rps, 0), fmt(r.p50), fmt(r.p99), r.note]);
-  rows.push(['portcullis (mean of rounds)', fmt(p.rps, 0), fmt(p.p50), fmt(p.p99), '']);
-  rows.push(['baseline (mean of rounds)', fmt(b.rps, 0), fmt(b.p50), fmt(b.p99), '']);
-  rows.push(['portcullis, denied review', fmt(denied.rps, 0), fmt(denied.p50), fmt(denied.p99), denied.note]);
-  for (const f of fresh) {
-    rows.push([`${f.target}, new TLS conn/request`, fmt(f.rps, 0), fmt(f.p50), fmt(f.p99), f.note]);
-  }
+  const rows = [['', 'req/s', 'p50 ms', 'p99 ms', 'server µs/req', 'client %', 'others %', 'note']];
+  const row = (label, r, note) => [
+    label,
+    fmt(r.rps, 0),
+    fmt(r.p50),
+    fmt(r.p99),
+    fmt(r.cpuUs ?? r.cpu.serverUsPerRequest, 0),
+    fmt(r.clientPct ?? r.cpu.clientCorePct, 0),
+    fmt(r.othersPct ?? r.cpu.othersMachinePct, 0),
+    note,
+  ];
+  for (const r of rounds) rows.push(row(`round ${r.round} ${r.target}`, r, r.note));
+  rows.push(row('portcullis (mean of rounds)', p, ''));
+  rows.push(row('baseline (mean of rounds)', b, ''));
+  rows.push(row('portcullis, denied review', denied, denied.note));
+  for (const f of fresh) rows.push(row(`${f.target}, new TLS conn/request`, f, f.note));
   console.log('');
   console.log(table(rows));
+  console.log(
+    "server µs/req: the server process's CPU time (all threads) per request; client %: the load " +
+      "generator's share of one core; others %: the machine taken by processes outside the bench",
+  );
   console.log('');
   for (const [name, m] of Object.entries(memory)) {
     console.log(
@@ -197,6 +225,11 @@ function report(results) {
   console.log('');
   const mark = (ok) => (ok ? 'met' : 'MISSED');
   console.log(`ratio ${fmt(ratio, 3)} (target ≥ ${TARGETS.ratio}): ${mark(met.ratio)}`);
+  console.log(
+    `server CPU per request: portcullis ${fmt(p.cpuUs, 0)} µs, baseline ${fmt(b.cpuUs, 0)} µs ` +
+      `(baseline/portcullis ${fmt(cpuRatio, 3)}); other processes took ${fmt(mean([p.othersPct, b.othersPct]), 0)} % ` +
+      'of the machine during the rounds',
+  );
   console.log(`p99 ${fmt(p.p99)} ms (target ≤ ${TARGETS.p99Ms} ms): ${mark(met.p99)}`);
   console.log(`RSS peak ${fmt(peakMiB, 1)} MiB (target ≤ ${TARGETS.rssMiB} MiB): ${mark(met.rss)}`);
   console.log(`bench took ${fmt((performance.now() - started) / 1000, 1)} s`);
@@ -204,25 +237,18 @@ function report(results) {
     JSON.stringify({
       ok: failures.length === 0,
       node: process.version,
+      nodeFlags: NODE_FLAGS,
       cores: availableParallelism(),
       loadavg: loadavg().map((l) => Number(l.toFixed(2))),
       payloadBytes: Buffer.byteLength(allowedBody),
       connections: CONNECTIONS,
-      portcullis: { rps: round(p.rps), p50Ms: round(p.p50, 2), p99Ms: round(p.p99, 2) },
-      baseline: { rps: round(b.rps), p50Ms: round(b.p50, 2), p99Ms: round(b.p99, 2) },
+      portcullis: json(p),
+      baseline: json(b),
       ratio: round(ratio, 3),
-      denied: { rps: round(denied.rps), p50Ms: round(denied.p50, 2), p99Ms: round(denied.p99, 2) },
+      cpuRatio: round(cpuRatio, 3),
+      denied: json(denied),
       newConnectionPerRequest: Object.fromEntries(
-        fresh.map((f) => [
-          f.target,
-          {
-            rps: round(f.rps),
-            p50Ms: round(f.p50, 2),
-            p99Ms: round(f.p99, 2),
-            requests: f.count,
-            resumed: f.resumed,
-          },
-        ]),
+        fresh.map((f) => [f.target, { ...json(f), requests: f.count, resumed: f.resumed }]),
       ),
       rssMiB: Object.fromEntries(
         Object.entries(memory).map(([name, m]) => [
@@ -241,9 +267,29 @@ function report(results) {
   );
 }
 
+/** A summary or a run as it goes into the JSON line. */
+function json(r) {
+  const cpu = r.cpu ?? {
+    serverUsPerRequest: r.cpuUs,
+    clientCorePct: r.clientPct,
+    othersMachinePct: r.othersPct,
+  };
+  return {
+    rps: round(r.rps),
+    p50Ms: round(r.p50, 2),
+    p99Ms: round(r.p99, 2),
+    serverCpuUsPerRequest: round(cpu.serverUsPerRequest, 1),
+    clientCorePct: round(cpu.clientCorePct),
+    othersMachinePct: round(cpu.othersMachinePct),
+  };
+}
+
 /** Starts a server child; its output is kept (the tail) for when it fails. */
 function start(name, port, args) {
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const target = {
     name,
     port,
@@ -291,23 +337,54 @@ async function expectVerdict(target, ca, body, allowed) {
   }
 }
 
-/** One autocannon run; latencies are taken from each response (autocannon's histogram is whole ms). */
-async function load(target, body, seconds) {
-  const latencies = [];
+/** Forks bench/load.mjs and waits until it can take a job. */
+async function startLoadGenerator() {
+  const child = fork(join(ROOT, 'bench/load.mjs'), [], {
+    cwd: ROOT,
+    serialization: 'advanced',
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const client = { name: 'load generator', process: child, pending: undefined };
+  children.push(client);
+  child.on('message', (message) => {
+    if (message.ready) return;
+    const pending = client.pending;
+    client.pending = undefined;
+    if (message.ok) pending?.resolve(message.result);
+    else pending?.reject(new Error(`load generator: ${message.error}`));
+  });
+  child.once('exit', (code, signal) => {
+    client.pending?.reject(new Error(`load generator exited (${code ?? signal})`));
+  });
+  await new Promise((resolve, reject) => {
+    child.once('message', resolve);
+    child.once('error', reject);
+  });
+  return client;
+}
+
+/** Hands the load generator one job and measures the server (RSS, CPU) and the machine meanwhile. */
+async function measured(client, target, job) {
   const sampler = sampleRss(target);
-  const instance = autocannon({
+  const before = cpuSnapshot(client, target);
+  const result = await new Promise((resolve, reject) => {
+    client.pending = { resolve, reject };
+    client.process.send(job);
+  });
+  clearInterval(sampler);
+  return { result, cpu: cpuSince(before, cpuSnapshot(client, target), result.requests) };
+}
+
+/** One autocannon run at CONNECTIONS keep-alive connections. */
+async function load(client, target, body, seconds) {
+  const { result, cpu } = await measured(client, target, {
+    kind: 'keepAlive',
     url: `https://127.0.0.1:${target.port}/validate`,
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
     body,
     connections: CONNECTIONS,
-    pipelining: 1,
-    duration: seconds,
+    seconds,
   });
-  instance.on('response', (_client, _status, _bytes, responseTime) => latencies.push(responseTime));
-  const result = await instance;
-  clearInterval(sampler);
-  if (target.name === 'portcullis') target.answered += result.requests.total;
+  if (target.name === 'portcullis') target.answered += result.requests;
   const problems = [];
   if (result.non2xx > 0) problems.push(`${result.non2xx} non-2xx`);
   if (result.errors > 0) problems.push(`${result.errors} errors`);
@@ -315,49 +392,104 @@ async function load(target, body, seconds) {
   if (problems.length > 0) failures.push(`${target.name}: ${problems.join(', ')}`);
   return {
     target: target.name,
-    rps: result.requests.total / result.duration,
-    p50: percentile(latencies, 0.5),
-    p99: percentile(latencies, 0.99),
-    latencies,
+    rps: result.requests / result.duration,
+    p50: percentile(result.latencies, 0.5),
+    p99: percentile(result.latencies, 0.99),
+    latencies: result.latencies,
+    cpu,
     note: problems.join(', '),
   };
 }
 
-/**
- * Sequential requests, each on its own connection with a full handshake: `agent: false` gives every
- * request a fresh socket and no TLS session cache, and the client verifies the chain as the API
- * server does. Checked, not assumed: a reused socket or a resumed session is counted and shown.
- */
-async function newConnectionPerRequest(target, ca, body) {
-  const latencies = [];
-  const seen = new WeakSet();
-  let reusedSockets = 0;
-  let resumed = 0;
-  const sampler = sampleRss(target);
-  const t0 = performance.now();
-  const until = t0 + NEW_CONNECTION_S * 1000;
-  while (latencies.length < NEW_CONNECTION_MAX && performance.now() < until) {
-    const begin = performance.now();
-    const answer = await send(target.port, ca, 'POST', '/validate', body);
-    latencies.push(performance.now() - begin);
-    if (answer.status !== 200) failures.push(`${target.name}: HTTP ${answer.status} on a new connection`);
-    if (seen.has(answer.socket)) reusedSockets++;
-    seen.add(answer.socket);
-    if (answer.socket.isSessionReused()) resumed++;
+/** Requests one at a time, each with a full, verified handshake (bench/load.mjs says how). */
+async function newConnectionPerRequest(client, target, ca, body) {
+  const { result, cpu } = await measured(client, target, {
+    kind: 'newConnection',
+    port: target.port,
+    ca,
+    body,
+    seconds: NEW_CONNECTION_S,
+    max: NEW_CONNECTION_MAX,
+  });
+  if (target.name === 'portcullis') target.answered += result.requests;
+  if (result.failed > 0) failures.push(`${target.name}: ${result.failed} non-200 answers on new connections`);
+  if (result.reusedSockets > 0) {
+    failures.push(`${target.name}: ${result.reusedSockets} requests reused a connection`);
   }
-  const elapsed = (performance.now() - t0) / 1000;
-  clearInterval(sampler);
-  if (target.name === 'portcullis') target.answered += latencies.length;
-  if (reusedSockets > 0) failures.push(`${target.name}: ${reusedSockets} requests reused a connection`);
+  const handshakes = result.requests - result.reusedSockets;
   return {
     target: target.name,
-    rps: latencies.length / elapsed,
-    p50: percentile(latencies, 0.5),
-    p99: percentile(latencies, 0.99),
-    count: latencies.length,
-    resumed,
-    note: `${latencies.length} requests, ${latencies.length - reusedSockets} handshakes, ${resumed} resumed, 1 at a time`,
+    rps: result.requests / result.duration,
+    p50: percentile(result.latencies, 0.5),
+    p99: percentile(result.latencies, 0.99),
+    count: result.requests,
+    resumed: result.resumed,
+    cpu,
+    note: `${result.requests} requests, ${handshakes} handshakes, ${result.resumed} resumed, 1 at a time`,
   };
+}
+
+/**
+ * CPU time so far, in ms: the server's and the load generator's (every thread: /proc/PID/stat),
+ * this process's, and the whole machine's busy time (/proc/stat), so that what other processes
+ * took can be told apart.
+ */
+function cpuSnapshot(client, target) {
+  const self = process.cpuUsage();
+  return {
+    at: performance.now(),
+    server: processCpuMs(target.process.pid),
+    client: processCpuMs(client.process.pid),
+    self: (self.user + self.system) / 1000,
+    machine: machineBusyMs(),
+  };
+}
+
+function cpuSince(before, after, requests) {
+  const wallMs = after.at - before.at;
+  const d = (key) =>
+    after[key] === undefined || before[key] === undefined ? undefined : after[key] - before[key];
+  const server = d('server');
+  const client = d('client');
+  const machine = d('machine');
+  const others =
+    machine === undefined || server === undefined || client === undefined
+      ? undefined
+      : Math.max(0, machine - server - client - d('self'));
+  return {
+    /** The server's CPU per request answered, µs: what the answer costs, whatever the client managed. */
+    serverUsPerRequest: server === undefined || requests === 0 ? undefined : (server * 1000) / requests,
+    /** The load generator's share of one core: near 100 %, it is what limits req/s. */
+    clientCorePct: client === undefined ? undefined : (100 * client) / wallMs,
+    /** CPU taken by processes outside the bench, as a share of the whole machine. */
+    othersMachinePct: others === undefined ? undefined : (100 * others) / (wallMs * availableParallelism()),
+  };
+}
+
+/** utime + stime of a process (all threads), ms; undefined where there is no /proc. */
+function processCpuMs(pid) {
+  try {
+    // The command name (field 2) may hold spaces; the fields after it are space-separated.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Busy time of all CPUs together (everything but idle and iowait), ms. */
+function machineBusyMs() {
+  try {
+    // cpu  user nice system idle iowait irq softirq steal …
+    const [, user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    return (user + nice + system + irq + softirq + steal) * TICK_MS;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A request over its own verified TLS connection (no agent, no keep-alive). */
@@ -450,6 +582,17 @@ function percentile(values, q) {
   if (values.length === 0) return Number.NaN;
   const sorted = Float64Array.from(values).sort();
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+/** Latencies of several runs as one array. */
+function concat(arrays) {
+  const all = new Float64Array(arrays.reduce((n, a) => n + a.length, 0));
+  let at = 0;
+  for (const a of arrays) {
+    all.set(a, at);
+    at += a.length;
+  }
+  return all;
 }
 
 function median(values) {

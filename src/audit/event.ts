@@ -59,12 +59,23 @@ export function clock(): number {
   return performance.timeOrigin + performance.now();
 }
 
+// The last whole second formatted, `2026-11-23T10:00:00`: every event carries two stamps, nearly
+// always in the same second as the previous event's, and Date#toISOString is most of the cost of one.
+let cachedSecond = Number.NaN;
+let cachedSecondText = '';
+
 /** RFC 3339 with microseconds, as the API server writes it: `2026-11-23T10:00:00.123456Z`. */
 export function microTimestamp(epochMs: number): string {
   // Whole microseconds first: a float this large has no exact 0.456 ms, and flooring it could say .455.
   const micros = Math.round(epochMs * 1000);
-  const ms = Math.floor(micros / 1000);
-  return `${new Date(ms).toISOString().slice(0, -1)}${String(micros - ms * 1000).padStart(3, '0')}Z`;
+  const second = Math.floor(micros / 1_000_000);
+  if (second !== cachedSecond) {
+    // Cut `.000Z` off, not a fixed length: years past 9999 are written `+010000-…`.
+    const text = new Date(second * 1000).toISOString().slice(0, -5);
+    cachedSecond = second;
+    cachedSecondText = text;
+  }
+  return `${cachedSecondText}.${String(micros - second * 1_000_000).padStart(6, '0')}Z`;
 }
 
 /** What the transport knows about one HTTP request, whatever became of it. */
@@ -94,57 +105,68 @@ export interface RuleSetVersion {
 
 /** No annotations at all while no RuleSet has loaded: the decision annotation says what happened. */
 function rulesetAnnotations(ruleset: RuleSetVersion | undefined): Record<string, string> {
-  if (ruleset === undefined) return {};
-  return ruleset.resourceVersion === undefined
-    ? { [ANNOTATIONS.rulesetHash]: ruleset.hash }
-    : {
-        [ANNOTATIONS.rulesetHash]: ruleset.hash,
-        [ANNOTATIONS.rulesetResourceVersion]: ruleset.resourceVersion,
-      };
+  const annotations: Record<string, string> = {};
+  addRulesetAnnotations(annotations, ruleset);
+  return annotations;
 }
 
+function addRulesetAnnotations(
+  annotations: Record<string, string>,
+  ruleset: RuleSetVersion | undefined,
+): void {
+  if (ruleset === undefined) return;
+  annotations[ANNOTATIONS.rulesetHash] = ruleset.hash;
+  if (ruleset.resourceVersion !== undefined) {
+    annotations[ANNOTATIONS.rulesetResourceVersion] = ruleset.resourceVersion;
+  }
+}
+
+// Built by assignment, not with `...(cond ? {} : { key })` spreads: on Node 20 (V8 11.3) an object
+// literal with a spread followed by more properties leaves the fast clone path, and this function
+// runs once per admission answer. Measured on the bench fixture under Node 20: 12–15 µs per event
+// with the spreads, half of it garbage collection, against under 2 µs built by assignment. Keys are
+// added in the same order as before, so the JSON line is byte for byte what it was.
 export function admissionEvent(
   facts: RequestFacts,
   outcome: AdmissionOutcome,
   completedAt: number,
 ): AuditEvent {
   const { request } = outcome;
-  const annotations: Record<string, string> = {
-    [ANNOTATIONS.decision]: outcome.decision,
-    ...rulesetAnnotations(outcome.ruleset),
-    [ANNOTATIONS.dryRun]: String(request.dryRun === true),
-    [ANNOTATIONS.endpoint]: facts.endpoint,
-  };
+  const annotations: Record<string, string> = { [ANNOTATIONS.decision]: outcome.decision };
+  addRulesetAnnotations(annotations, outcome.ruleset);
+  annotations[ANNOTATIONS.dryRun] = String(request.dryRun === true);
+  annotations[ANNOTATIONS.endpoint] = facts.endpoint;
   if (outcome.violations !== '') annotations[ANNOTATIONS.violations] = outcome.violations;
+
   const { userInfo } = request;
-  return {
-    ...envelope(request.uid, request.operation.toLowerCase(), facts, completedAt),
-    user: {
-      ...(userInfo.username === undefined ? {} : { username: userInfo.username }),
-      ...(userInfo.uid === undefined ? {} : { uid: userInfo.uid }),
-      ...(userInfo.groups === undefined ? {} : { groups: userInfo.groups }),
-      ...(userInfo.extra === undefined ? {} : { extra: userInfo.extra }),
-    },
-    objectRef: {
-      resource: request.resource.resource,
-      ...(request.subResource ? { subresource: request.subResource } : {}),
-      ...(request.namespace ? { namespace: request.namespace } : {}),
-      ...(request.name ? { name: request.name } : {}),
-      ...(request.resource.group === '' ? {} : { apiGroup: request.resource.group }),
-      apiVersion: request.resource.version,
-    },
-    responseStatus:
-      outcome.code === 200
-        ? { metadata: {}, code: 200 }
-        : {
-            metadata: {},
-            status: 'Failure',
-            code: outcome.code,
-            reason: 'Forbidden',
-            message: outcome.message ?? '',
-          },
-    annotations,
-  };
+  const user: UserInfo = {};
+  if (userInfo.username !== undefined) user.username = userInfo.username;
+  if (userInfo.uid !== undefined) user.uid = userInfo.uid;
+  if (userInfo.groups !== undefined) user.groups = userInfo.groups;
+  if (userInfo.extra !== undefined) user.extra = userInfo.extra;
+
+  const objectRef: ObjectReference = { resource: request.resource.resource } as ObjectReference;
+  if (request.subResource) objectRef.subresource = request.subResource;
+  if (request.namespace) objectRef.namespace = request.namespace;
+  if (request.name) objectRef.name = request.name;
+  if (request.resource.group !== '') objectRef.apiGroup = request.resource.group;
+  objectRef.apiVersion = request.resource.version;
+
+  const event = envelope(request.uid, request.operation.toLowerCase(), facts, completedAt);
+  event.user = user;
+  event.objectRef = objectRef;
+  event.responseStatus =
+    outcome.code === 200
+      ? { metadata: {}, code: 200 }
+      : {
+          metadata: {},
+          status: 'Failure',
+          code: outcome.code,
+          reason: 'Forbidden',
+          message: outcome.message ?? '',
+        };
+  event.annotations = annotations;
+  return event;
 }
 
 /**
@@ -159,21 +181,22 @@ export function rejectedEvent(
   ruleset: RuleSetVersion | undefined,
   completedAt: number,
 ): AuditEvent {
-  return {
-    ...envelope(auditID, 'post', facts, completedAt),
-    user: {},
-    responseStatus: { metadata: {}, status: 'Failure', ...status },
-    annotations: { ...rulesetAnnotations(ruleset), [ANNOTATIONS.endpoint]: facts.endpoint },
-  };
+  const event = envelope(auditID, 'post', facts, completedAt);
+  event.user = {};
+  event.responseStatus = { metadata: {}, status: 'Failure', ...status };
+  const annotations = rulesetAnnotations(ruleset);
+  annotations[ANNOTATIONS.endpoint] = facts.endpoint;
+  event.annotations = annotations;
+  return event;
 }
 
-function envelope(
-  auditID: string,
-  verb: string,
-  facts: RequestFacts,
-  completedAt: number,
-): Omit<AuditEvent, 'user' | 'objectRef' | 'responseStatus' | 'annotations'> {
-  return {
+/**
+ * The fields every event starts with, in the order they are written; the caller adds `user`,
+ * `objectRef` (when there is one), `responseStatus` and `annotations`, in that order. Typed as a
+ * whole event because the caller completes it before anyone else sees it.
+ */
+function envelope(auditID: string, verb: string, facts: RequestFacts, completedAt: number): AuditEvent {
+  const event = {
     kind: 'Event',
     apiVersion: 'audit.k8s.io/v1',
     level: 'Metadata',
@@ -182,8 +205,9 @@ function envelope(
     requestURI: facts.requestURI,
     verb,
     sourceIPs: [facts.sourceIP],
-    ...(facts.userAgent === undefined ? {} : { userAgent: facts.userAgent }),
-    requestReceivedTimestamp: microTimestamp(facts.receivedAt),
-    stageTimestamp: microTimestamp(completedAt),
-  };
+  } as AuditEvent;
+  if (facts.userAgent !== undefined) event.userAgent = facts.userAgent;
+  event.requestReceivedTimestamp = microTimestamp(facts.receivedAt);
+  event.stageTimestamp = microTimestamp(completedAt);
+  return event;
 }

@@ -24,6 +24,11 @@ const CLOSE_BRACKET = 0x5d;
 
 /** Whether arrays and objects nest deeper than `limit` anywhere in the text (brackets in strings do not count). */
 export function nestsDeeperThan(text: string, limit: number): boolean {
+  // Nesting is never deeper than the number of opening brackets, and counting those is a native
+  // indexOf per bracket (~1 µs for the 5 KB bench review) where the exact scan below walks every
+  // character outside strings in JavaScript (~7 µs). Brackets inside strings are counted too, which
+  // only sends more bodies to the exact scan: the answer is the same either way.
+  if (!opensMoreThan(text, limit)) return false;
   let depth = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -39,6 +44,14 @@ export function nestsDeeperThan(text: string, limit: number): boolean {
       depth--;
     }
   }
+  return false;
+}
+
+/** Whether `{` and `[` together occur more than `limit` times in `text`, in strings or not. */
+function opensMoreThan(text: string, limit: number): boolean {
+  let count = 0;
+  for (let i = text.indexOf('{'); i !== -1; i = text.indexOf('{', i + 1)) if (++count > limit) return true;
+  for (let i = text.indexOf('['); i !== -1; i = text.indexOf('[', i + 1)) if (++count > limit) return true;
   return false;
 }
 

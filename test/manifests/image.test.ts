@@ -242,8 +242,8 @@ t.test('multi-stage: built with dev dependencies, shipped on distroless without 
   t.equal(user, '65532:65532', 'the uid/gid the Deployment runs as');
   t.same(
     jsonArray(find('ENTRYPOINT').at(-1)),
-    ['/nodejs/bin/node', '/app/bin/portcullis'],
-    'the image is the portcullis command',
+    ['/nodejs/bin/node', '--max-semi-space-size=4', '/app/bin/portcullis'],
+    'the image is the portcullis command, with the node flags the bench measures',
   );
   t.same(jsonArray(find('CMD').at(-1)), ['serve']);
   t.equal(find('EXPOSE').at(-1)?.args, '8443');
@@ -302,10 +302,11 @@ t.test('.dockerignore keeps the build context to what the Dockerfile copies', as
 // --- the image runs ----------------------------------------------------------------------------
 
 function portcullis(args: readonly string[]): [string, string[]] {
-  // ENTRYPOINT ["/nodejs/bin/node", "/app/bin/portcullis"]: this machine's node, the emulated /app.
+  // ENTRYPOINT ["/nodejs/bin/node", NODE_FLAGS…, "/app/bin/portcullis"]: this machine's node with the
+  // image's flags, the emulated /app.
   const entrypoint = jsonArray(find('ENTRYPOINT').at(-1))
     .slice(1)
-    .map((arg) => inStage(image.dir, arg));
+    .map((arg) => (arg.startsWith('-') ? arg : inStage(image.dir, arg)));
   return plainNode([...entrypoint, ...args]);
 }
 

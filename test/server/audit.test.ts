@@ -263,6 +263,42 @@ const until = async (what: () => boolean, ms = 5000): Promise<void> => {
   }
 };
 
+t.test(
+  '--audit-log: past 32 MiB not yet on disk, events are dropped, counted and logged, never queued without bound',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'portcullis-audit-bound-'));
+    const path = join(dir, 'audit.log');
+    const metrics = createMetrics();
+    const captured = captureLog();
+    const file = await JsonLinesSink.openFile(path, metrics.audit, captured.log);
+    // 600 events of ~64 KiB in one event-loop turn: nothing reaches the disk before the turn ends,
+    // so the bound, not the disk, decides how many are kept (32 MiB holds 511 of them).
+    const big = 'x'.repeat(64 * 1024);
+    const burst = events(600).map((e) => ({ ...e, annotations: { 'test/padding': big } }));
+    for (const e of burst) file.write(e);
+    const written = await count(metrics.auditWritten, 'file');
+    const dropped = await count(metrics.auditDropped, 'file');
+    t.equal(written, 0, 'nothing is counted written before it is handed to the file');
+    t.ok(dropped > 0 && dropped < 600, `some dropped (${dropped}), not all`);
+    await file.close();
+    file.write(events(1)[0]!);
+
+    const onDisk = (await readFile(path, 'utf8')).split('\n').filter((l) => l !== '');
+    t.equal(onDisk.length, 600 - dropped, 'every event kept is on disk after close()');
+    t.equal(await count(metrics.auditWritten, 'file'), onDisk.length);
+    t.equal(await count(metrics.auditDropped, 'file'), dropped + 1, 'a write after close() is a drop too');
+    t.strictSame(
+      onDisk.map((l) => (JSON.parse(l) as AuditEvent).auditID),
+      burst.slice(0, onDisk.length).map((e) => e.auditID),
+      'the oldest are kept, in order',
+    );
+    t.match(
+      captured.lines().filter((l) => l['msg'] === 'audit events dropped'),
+      [{ sink: 'file', reason: 'destination buffer full' }],
+    );
+  },
+);
+
 t.test('webhook: EventList batches by size, then by wait, verified with a custom CA', async (t) => {
   const c = await collector();
   t.teardown(() => c.close());

@@ -20,6 +20,11 @@ interface Params {
   registries: string[];
 }
 
+/** What an image reference comes to under one rule: not a reference, or a repository and whether it is trusted. */
+type ImageVerdict = { ok: false; reason: string } | { ok: true; repository: string; trusted: boolean };
+
+const VERDICT_CACHE_SIZE = 1024;
+
 /** Validates one `registries` entry and returns its normalised form, or why it is not one. */
 export function normaliseRegistryEntry(
   entry: string,
@@ -67,31 +72,50 @@ export const trustedRegistries = definePodCheck<Params>({
   compile: (params) => {
     const trusted = params.registries.flatMap((entry) => {
       const result = normaliseRegistryEntry(entry);
-      return result.ok ? [result.value] : [];
+      return result.ok ? [{ repository: result.value, below: `${result.value}/` }] : [];
     });
     const isTrusted = (repository: string): boolean =>
-      trusted.some((prefix) => repository === prefix || repository.startsWith(prefix + '/'));
+      trusted.some((entry) => repository === entry.repository || repository.startsWith(entry.below));
+    // Verdicts by image string, for this compiled rule only (a reloaded RuleSet starts afresh). A
+    // cluster runs few distinct images, each in many pods, and parsing a reference is several
+    // regular expressions (~1 µs); a lookup is a hash probe. Cleared when full, so a stream of
+    // distinct names cannot grow it without bound.
+    const verdicts = new Map<string, ImageVerdict>();
+    const verdictOf = (image: string): ImageVerdict => {
+      let verdict = verdicts.get(image);
+      if (verdict === undefined) {
+        const parsed = parseImageReference(image);
+        if (parsed.ok) {
+          const repository = repositoryOf(parsed.ref);
+          verdict = { ok: true, repository, trusted: isTrusted(repository) };
+        } else {
+          verdict = { ok: false, reason: parsed.reason };
+        }
+        if (verdicts.size >= VERDICT_CACHE_SIZE) verdicts.clear();
+        verdicts.set(image, verdict);
+      }
+      return verdict;
+    };
     return (pod) => {
       const findings: Finding[] = [];
       for (const c of pod.containers) {
-        const path = [...c.path, 'image'];
         if (c.image === undefined) {
-          findings.push({ path, message: `${containerLabel(c)}: image is required` });
+          findings.push({ path: [...c.path, 'image'], message: `${containerLabel(c)}: image is required` });
           continue;
         }
-        const parsed = parseImageReference(c.image);
-        if (!parsed.ok) {
+        const verdict = verdictOf(c.image);
+        if (!verdict.ok) {
           findings.push({
-            path,
-            message: `${containerLabel(c)}: image "${c.image}" is not a valid image reference: ${parsed.reason}`,
+            path: [...c.path, 'image'],
+            message: `${containerLabel(c)}: image "${c.image}" is not a valid image reference: ${verdict.reason}`,
           });
           continue;
         }
-        const repository = repositoryOf(parsed.ref);
-        if (!isTrusted(repository)) {
+        if (!verdict.trusted) {
+          const { repository } = verdict;
           const shown = c.image.startsWith(repository) ? '' : ` (${repository})`;
           findings.push({
-            path,
+            path: [...c.path, 'image'],
             message: `${containerLabel(c)}: image "${c.image}"${shown} is not from a trusted registry`,
           });
         }
