@@ -3,28 +3,20 @@
 
 import t from 'tap';
 import {
-  compileRuleSet,
   denyMessage,
   evaluate,
   formatFieldPath,
   outcome,
   warnings,
   type AdmissionRequest,
-  type CompiledRuleSet,
   type Decision,
 } from '../../src/core/index.js';
-import { pod, podSpec, requestFor, type RequestOptions } from '../helpers/requests.js';
-import { oneRule } from '../helpers/rules.js';
+import { pod, POD_SPEC_PATHS, podSpec, requestFor, type RequestOptions } from '../helpers/requests.js';
+import { oneRule, ruleSet } from '../helpers/rules.js';
 
 const TRUSTED = 'registry.k8s.io/pause:3.10';
 
-function compile(rules: unknown[], exemptions: Record<string, unknown> = {}): CompiledRuleSet {
-  const result = compileRuleSet({ apiVersion: 'portcullis.io/v1', kind: 'RuleSet', exemptions, rules });
-  if (!result.ok) throw new Error(`test RuleSet does not compile: ${JSON.stringify(result.errors)}`);
-  return result.ruleset;
-}
-
-const RULES = compile(
+const RULES = ruleSet(
   [
     { name: 'no-privileged', check: 'privileged' },
     { name: 'trusted', check: 'trustedRegistries', params: { registries: ['registry.k8s.io'] } },
@@ -54,19 +46,8 @@ function requestOfKind(
 }
 
 t.test('every pod-template kind is judged at its pod spec', async (t) => {
-  const kinds: [kind: string, specPath: string[]][] = [
-    ['Pod', ['spec']],
-    ['PodTemplate', ['template', 'spec']],
-    ['ReplicationController', ['spec', 'template', 'spec']],
-    ['Deployment', ['spec', 'template', 'spec']],
-    ['DaemonSet', ['spec', 'template', 'spec']],
-    ['StatefulSet', ['spec', 'template', 'spec']],
-    ['ReplicaSet', ['spec', 'template', 'spec']],
-    ['Job', ['spec', 'template', 'spec']],
-    ['CronJob', ['spec', 'jobTemplate', 'spec', 'template', 'spec']],
-  ];
   const ruleset = oneRule('privileged');
-  for (const [kind, specPath] of kinds) {
+  for (const [kind, specPath] of POD_SPEC_PATHS) {
     const object = (spec: Record<string, unknown>) => ({
       apiVersion: 'v1',
       kind,
@@ -230,7 +211,7 @@ t.test('exemptions are checked first', async (t) => {
 });
 
 t.test('rule scope: namespaces and excludeNamespaces', async (t) => {
-  const ruleset = compile([
+  const ruleset = ruleSet([
     { name: 'priv-teams', check: 'privileged', namespaces: ['team-*'], excludeNamespaces: ['team-sandbox'] },
     {
       name: 'reg-not-dev',
@@ -274,7 +255,7 @@ t.test('rule scope: namespaces and excludeNamespaces', async (t) => {
 });
 
 t.test('actions: warn and audit leave the request allowed', async (t) => {
-  const ruleset = compile([
+  const ruleset = ruleSet([
     { name: 'warn-priv', check: 'privileged', action: 'warn' },
     {
       name: 'audit-reg',
@@ -311,7 +292,7 @@ t.test('actions: warn and audit leave the request allowed', async (t) => {
 
   t.equal(outcome(judge(app())), 'allow', 'nothing violated (distractor)');
 
-  const mixed = compile([
+  const mixed = ruleSet([
     { name: 'no-privileged', check: 'privileged' },
     {
       name: 'warn-reg',

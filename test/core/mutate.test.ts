@@ -5,24 +5,18 @@
 import jsonpatch from 'fast-json-patch';
 import t from 'tap';
 import {
-  compileRuleSet,
   evaluate,
   mutate,
   type AdmissionRequest,
   type CompiledRuleSet,
   type PatchOperation,
 } from '../../src/core/index.js';
-import { pod, requestFor, type RequestOptions } from '../helpers/requests.js';
+import { pod, POD_SPEC_PATHS, requestFor, type RequestOptions } from '../helpers/requests.js';
+import { ruleSet } from '../helpers/rules.js';
 
 const IMAGE = 'registry.k8s.io/pause:3.10';
 
-function compile(rules: unknown[], exemptions: Record<string, unknown> = {}): CompiledRuleSet {
-  const result = compileRuleSet({ apiVersion: 'portcullis.io/v1', kind: 'RuleSet', exemptions, rules });
-  if (!result.ok) throw new Error(`test RuleSet does not compile: ${JSON.stringify(result.errors)}`);
-  return result.ruleset;
-}
-
-const RULES = compile([{ name: 'require-seccomp', check: 'seccomp' }], { namespaces: ['kube-system'] });
+const RULES = ruleSet([{ name: 'require-seccomp', check: 'seccomp' }], { namespaces: ['kube-system'] });
 const NONE = { patch: [], rules: [] };
 const RUNTIME_DEFAULT = { type: 'RuntimeDefault' };
 
@@ -32,21 +26,9 @@ const c = (name: string, type?: string) => ({
   ...(type === undefined ? {} : { securityContext: { seccompProfile: { type } } }),
 });
 
-const SPEC_PATHS: [kind: string, specPath: string[]][] = [
-  ['Pod', ['spec']],
-  ['PodTemplate', ['template', 'spec']],
-  ['ReplicationController', ['spec', 'template', 'spec']],
-  ['Deployment', ['spec', 'template', 'spec']],
-  ['DaemonSet', ['spec', 'template', 'spec']],
-  ['StatefulSet', ['spec', 'template', 'spec']],
-  ['ReplicaSet', ['spec', 'template', 'spec']],
-  ['Job', ['spec', 'template', 'spec']],
-  ['CronJob', ['spec', 'jobTemplate', 'spec', 'template', 'spec']],
-];
-
 /** An object of `kind` with `spec` as its pod spec, as kubectl would send it. */
 function objectOf(kind: string, spec: Record<string, unknown>): Record<string, unknown> {
-  const specPath = SPEC_PATHS.find(([k]) => k === kind)?.[1] ?? [];
+  const specPath = POD_SPEC_PATHS.find(([k]) => k === kind)?.[1] ?? [];
   const nested = specPath.reduceRight<Record<string, unknown>>((inner, key) => ({ [key]: inner }), spec);
   return { apiVersion: 'v1', kind, metadata: { name: 'x', namespace: 'default' }, ...nested };
 }
@@ -80,7 +62,7 @@ t.test('a Pod with a securityContext but no profile gets the profile added into 
 });
 
 t.test('every pod-template kind: patched at its pod spec, then allowed, then left alone', async (t) => {
-  for (const [kind, specPath] of SPEC_PATHS) {
+  for (const [kind, specPath] of POD_SPEC_PATHS) {
     for (const spec of [{ containers: [c('app')] }, { securityContext: {}, containers: [c('app')] }]) {
       const label = `${kind}${'securityContext' in spec ? ' with an empty securityContext' : ''}`;
       const object = objectOf(kind, spec);
@@ -155,15 +137,15 @@ t.test('which rules ask for a patch', async (t) => {
   const judge = (ruleset: CompiledRuleSet, options: RequestOptions = {}) =>
     mutate(requestFor('Pod', object, options), ruleset);
 
-  t.same(judge(compile([{ name: 's', check: 'seccomp', params: { mutate: false } }])), NONE, 'mutate: false');
+  t.same(judge(ruleSet([{ name: 's', check: 'seccomp', params: { mutate: false } }])), NONE, 'mutate: false');
   t.same(
-    judge(compile([{ name: 's', check: 'seccomp', params: { requireProfile: false } }])).rules,
+    judge(ruleSet([{ name: 's', check: 'seccomp', params: { requireProfile: false } }])).rules,
     ['s'],
     'requireProfile: false still mutates unless told not to',
   );
   t.same(
     judge(
-      compile([
+      ruleSet([
         { name: 'off', check: 'seccomp', params: { mutate: false } },
         { name: 'on', check: 'seccomp' },
         { name: 'priv', check: 'privileged' },
@@ -175,14 +157,14 @@ t.test('which rules ask for a patch', async (t) => {
     },
     'only the rules that mutate are cited, and the patch is added once',
   );
-  t.same(judge(compile([{ name: 'priv', check: 'privileged' }])), NONE, 'no seccomp rule');
+  t.same(judge(ruleSet([{ name: 'priv', check: 'privileged' }])), NONE, 'no seccomp rule');
   t.same(
-    judge(compile([{ name: 's', check: 'seccomp', excludeNamespaces: ['default'] }])),
+    judge(ruleSet([{ name: 's', check: 'seccomp', excludeNamespaces: ['default'] }])),
     NONE,
     'a seccomp rule out of scope',
   );
   t.same(
-    judge(compile([{ name: 's', check: 'seccomp', action: 'warn' }])).rules,
+    judge(ruleSet([{ name: 's', check: 'seccomp', action: 'warn' }])).rules,
     ['s'],
     'a warn rule mutates too',
   );

@@ -58,3 +58,16 @@ export function podSpec(overrides: Record<string, unknown> = {}): Record<string,
 export function pod(spec: Record<string, unknown> = podSpec()): Record<string, unknown> {
   return { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'default' }, spec };
 }
+
+/** Where each kind that carries a pod keeps its pod spec, as the Kubernetes API defines them. */
+export const POD_SPEC_PATHS: readonly (readonly [kind: string, specPath: readonly string[]])[] = [
+  ['Pod', ['spec']],
+  ['PodTemplate', ['template', 'spec']],
+  ['ReplicationController', ['spec', 'template', 'spec']],
+  ['Deployment', ['spec', 'template', 'spec']],
+  ['DaemonSet', ['spec', 'template', 'spec']],
+  ['StatefulSet', ['spec', 'template', 'spec']],
+  ['ReplicaSet', ['spec', 'template', 'spec']],
+  ['Job', ['spec', 'template', 'spec']],
+  ['CronJob', ['spec', 'jobTemplate', 'spec', 'template', 'spec']],
+];
