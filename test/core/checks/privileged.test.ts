@@ -1,6 +1,7 @@
 import t from 'tap';
-import { evaluate, formatFieldPath } from '../../../src/core/index.js';
+import { evaluate } from '../../../src/core/index.js';
 import { pod, podSpec, requestFor } from '../../helpers/requests.js';
+import { expectDecision } from '../../helpers/decisions.js';
 import { oneRule } from '../../helpers/rules.js';
 
 const ruleset = oneRule('privileged');
@@ -69,16 +70,7 @@ const cases: { name: string; spec: Record<string, unknown>; messages: string[]; 
 for (const c of cases) {
   t.test(c.name, async (t) => {
     const decision = evaluate(requestFor('Pod', pod(c.spec)), ruleset);
-    t.same(
-      decision.violations.map((v) => `${v.message} [${v.rule}]`),
-      c.messages,
-    );
-    t.equal(decision.allowed, c.messages.length === 0);
-    if (c.fields)
-      t.same(
-        decision.violations.map((v) => formatFieldPath(v.path)),
-        c.fields,
-      );
+    expectDecision(t, decision, c);
   });
 }
 
