@@ -1,11 +1,14 @@
 // What a check is. Each check lives in its own module under checks/, opens with a header that names
-// the fields it reads and the values it allows, and exports one `defineCheck(...)` value. The list
-// of checks is explicit (checks/index.ts): nothing registers itself by being imported.
+// the fields it reads and the values it allows, and exports one `defineCheck(...)` value: its target
+// (what it reads), params schema, versioned behaviour and, where it has one, the patch it asks /mutate
+// for. The list of checks is explicit (checks/index.ts): nothing registers itself by being imported.
 
 import { Ajv, type ErrorObject } from 'ajv';
-import type { BindingView } from './rbac.js';
-import type { PodView } from './pod.js';
-import type { FieldPath } from './types.js';
+import type { PatchOperation } from './mutate.js';
+import { readObject } from './read.js';
+import type { ReadResult, Target } from './target.js';
+import type { AdmissionRequest, EvaluationContext, FieldPath } from './types.js';
+import { compareKubeVersions, LATEST, type KubeVersion } from './version.js';
 
 /** One offending field, before the engine adds the rule name and action. */
 export interface Finding {
@@ -19,63 +22,117 @@ export interface ParamIssue {
   message: string;
 }
 
-export type Target = 'pod' | 'binding';
-type Evaluator<V> = (view: V) => Finding[];
+/** What a check may know about the request besides its view: the request itself and the caller's facts. */
+export interface CheckInput {
+  request: AdmissionRequest;
+  context: EvaluationContext;
+}
 
-interface CheckSpec<P, V> {
-  id: string;
-  /** One line, shown in docs and as the SARIF rule description. */
-  summary: string;
-  /** JSON Schema of `params`; `default`s are filled in before `compile`. */
-  paramsSchema: Readonly<Record<string, unknown>>;
-  /** Checks that a schema cannot express (valid paths, valid registry names, …). */
-  validate?: (params: P) => ParamIssue[];
+export type Evaluator<V> = (view: V, input: CheckInput) => Finding[];
+
+/**
+ * One behaviour of a check, in force from a Kubernetes minor version on (pod-security-admission's
+ * `VersionedCheck`): behaviour changes by adding a version, never by editing a shipped one.
+ */
+export interface CheckVersion<P, V> {
+  minimumVersion: KubeVersion;
   /** Precomputes what does not depend on the request; returns the per-request evaluator. */
   compile: (params: P) => Evaluator<V>;
 }
 
-export type CompiledCheck =
-  | { target: 'pod'; evaluate: Evaluator<PodView>; params: unknown }
-  | { target: 'binding'; evaluate: Evaluator<BindingView>; params: unknown };
+/** A patch the check asks /mutate for, declared beside the validation it serves. */
+export interface MutationSpec<P, V> {
+  /** Whether these params want the patch at all (seccomp's `mutate: false` does not). */
+  enabled: (params: P) => boolean;
+  /** The operations to apply to the object whose view this is; none when there is nothing to do. */
+  patch: (view: V) => PatchOperation[];
+}
+
+export interface CheckSpec<P, V> {
+  id: string;
+  /** One line, shown in docs and as the SARIF rule description. */
+  summary: string;
+  target: Target<V>;
+  /** JSON Schema of `params`; `default`s are filled in before `compile`. */
+  paramsSchema: Readonly<Record<string, unknown>>;
+  /** Checks that a schema cannot express (valid paths, valid registry names, …). */
+  validate?: (params: P) => ParamIssue[];
+  /** Oldest first; the first must have `minimumVersion` v1.0. */
+  versions: readonly CheckVersion<P, V>[];
+  mutation?: MutationSpec<P, V>;
+}
+
+/** A check with its params bound and its view type erased, so rules of any target sit in one list. */
+export interface CompiledCheck {
+  target: Target<unknown>;
+  params: unknown;
+  /** The version whose behaviour is in force. */
+  version: KubeVersion;
+  /** The findings for this request, or why its object could not be read (the request fails closed). */
+  run(input: CheckInput): ReadResult<Finding[]>;
+  /** The patch this check asks for on `object` (the request's object as patched so far). */
+  mutate?: (object: unknown, request: AdmissionRequest) => ReadResult<PatchOperation[]>;
+}
 
 /** A check with its params type erased, so the registry can hold checks of different params. */
 export interface CheckDefinition {
   id: string;
   summary: string;
-  target: Target;
+  target: Target<unknown>;
   paramsSchema: Readonly<Record<string, unknown>>;
-  compileParams(raw: unknown): { ok: true; compiled: CompiledCheck } | { ok: false; issues: ParamIssue[] };
+  /** The minimum versions of this check's behaviours, oldest first. */
+  versions: readonly KubeVersion[];
+  /** `version` picks the newest behaviour whose minimum is not above it (default: the newest). */
+  compileParams(
+    raw: unknown,
+    version?: KubeVersion,
+  ): { ok: true; compiled: CompiledCheck } | { ok: false; issues: ParamIssue[] };
 }
 
 // One Ajv for all param schemas: they are compiled once, when the check module loads.
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true });
 
-export function definePodCheck<P>(spec: CheckSpec<P, PodView>): CheckDefinition {
-  return define(spec, 'pod', (evaluate, params) => ({ target: 'pod', evaluate, params }));
-}
-
-export function defineBindingCheck<P>(spec: CheckSpec<P, BindingView>): CheckDefinition {
-  return define(spec, 'binding', (evaluate, params) => ({ target: 'binding', evaluate, params }));
-}
-
-function define<P, V>(
-  spec: CheckSpec<P, V>,
-  target: Target,
-  wrap: (evaluate: Evaluator<V>, params: P) => CompiledCheck,
-): CheckDefinition {
+export function defineCheck<P, V>(spec: CheckSpec<P, V>): CheckDefinition {
   const validateSchema = ajv.compile<P>(spec.paramsSchema);
+  const versions = [...spec.versions].sort((a, b) => compareKubeVersions(a.minimumVersion, b.minimumVersion));
+  if (versions[0]?.minimumVersion !== 'v1.0')
+    throw new Error(`check ${spec.id}: its first version must be v1.0`);
+  if (versions.some((v) => compareKubeVersions(v.minimumVersion, LATEST) > 0))
+    throw new Error(`check ${spec.id}: a version is newer than ${LATEST}`);
+  const target = spec.target;
   return {
     id: spec.id,
     summary: spec.summary,
     target,
     paramsSchema: spec.paramsSchema,
-    compileParams(raw) {
+    versions: versions.map((v) => v.minimumVersion),
+    compileParams(raw, version = LATEST) {
       // useDefaults writes into its input: never into the caller's RuleSet.
       const params: unknown = structuredClone(raw ?? {});
       if (!validateSchema(params)) return { ok: false, issues: schemaIssues(validateSchema.errors ?? []) };
       const issues = spec.validate?.(params) ?? [];
       if (issues.length > 0) return { ok: false, issues };
-      return { ok: true, compiled: wrap(spec.compile(params), params) };
+      const chosen = versions.filter((v) => compareKubeVersions(v.minimumVersion, version) <= 0).at(-1);
+      if (chosen === undefined) throw new Error(`check ${spec.id}: no version for ${version}`);
+      const evaluate = chosen.compile(params);
+      const mutation = spec.mutation?.enabled(params) === true ? spec.mutation : undefined;
+      const compiled: CompiledCheck = {
+        target,
+        params,
+        version: chosen.minimumVersion,
+        run(input) {
+          const view = target.view(input.request);
+          // A check may read fields of the raw object itself: a wrong type there fails closed too.
+          return view.ok ? readObject(() => evaluate(view.value, input)) : view;
+        },
+      };
+      if (mutation !== undefined) {
+        compiled.mutate = (object, request) => {
+          const view = target.read(object, request);
+          return view.ok ? readObject(() => mutation.patch(view.value)) : view;
+        };
+      }
+      return { ok: true, compiled };
     },
   };
 }

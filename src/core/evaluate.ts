@@ -1,21 +1,11 @@
 // evaluate(request, ruleset) -> decision. The one judgement path: the webhook, the CLI and the
 // ConfigMap self-check all call this, so they cannot disagree. No I/O, no clock, no logging.
 
-import type { Finding } from './check.js';
-import { isBindingKind, readBinding } from './rbac.js';
-import { podSpecPath, readPod } from './pod.js';
-import type { Malformed } from './read.js';
 import type { CompiledRule, CompiledRuleSet } from './ruleset.js';
-import type { AdmissionRequest, Decision, SkipReason, Violation } from './types.js';
+import type { AdmissionRequest, Decision, EvaluationContext, SkipReason, Violation } from './types.js';
 
-/** `kubectl debug` adds containers through this subresource: it is judged like the pod itself. */
-const JUDGED_SUBRESOURCES: ReadonlySet<string> = new Set(['pods/ephemeralcontainers']);
-
-type Read<V> = (object: unknown) => { ok: true; value: V } | { ok: false; error: Malformed };
-type Evaluator<V> = (view: V) => Finding[];
-
-function skip(reason: SkipReason): Decision {
-  return { allowed: true, violations: [], skipped: reason, rulesApplied: [] };
+function skip(reason: SkipReason, rulesApplied: string[] = []): Decision {
+  return { allowed: true, violations: [], skipped: reason, rulesApplied };
 }
 
 /** Why the request is exempt, or undefined. Exemptions are checked before any rule. */
@@ -34,90 +24,72 @@ function exemption(request: AdmissionRequest, ruleset: CompiledRuleSet): string 
 }
 
 /**
- * The checks every request passes before any rule: operations and subresources that are not judged,
- * then exemptions. Shared with `mutate`, so both skip the same requests.
+ * The checks every request passes before any rule: operations and subresources that no rule's
+ * target judges, then exemptions. Shared with `mutate`, so both skip the same requests.
  */
 export function skipReason(request: AdmissionRequest, ruleset: CompiledRuleSet): SkipReason | undefined {
-  if (request.operation === 'DELETE' || request.operation === 'CONNECT') {
+  const targets = new Set(ruleset.rules.map((r) => r.compiled.target));
+  const judged = [...targets];
+  if (!judged.some((t) => t.operations.includes(request.operation))) {
     return { kind: 'operation', detail: `${request.operation} is not judged` };
   }
   const subresource = request.subResource ?? '';
-  if (subresource !== '' && !JUDGED_SUBRESOURCES.has(`${request.resource.resource}/${subresource}`)) {
+  if (subresource !== '' && !judged.some((t) => t.accepts(request))) {
     return { kind: 'subresource', detail: `subresource "${subresource}" is not judged` };
   }
   const exempt = exemption(request, ruleset);
   return exempt === undefined ? undefined : { kind: 'exempt', detail: exempt };
 }
 
-export function evaluate(request: AdmissionRequest, ruleset: CompiledRuleSet): Decision {
+/** The rules that judge this request: in the namespace's scope, and of a target that reads it. */
+export function rulesFor(request: AdmissionRequest, ruleset: CompiledRuleSet): CompiledRule[] {
+  const namespace = request.namespace ?? '';
+  return ruleset.rules.filter((rule) => rule.inScope(namespace) && rule.compiled.target.accepts(request));
+}
+
+export function evaluate(
+  request: AdmissionRequest,
+  ruleset: CompiledRuleSet,
+  context: EvaluationContext = {},
+): Decision {
   const skipped = skipReason(request, ruleset);
   if (skipped !== undefined) return skip(skipped);
 
-  const namespace = request.namespace ?? '';
-  const inScope = (rule: CompiledRule): boolean => rule.inScope(namespace);
-  const { group, kind } = request.kind;
-  const specPath = podSpecPath(group, kind);
-  if (specPath !== undefined) {
-    const rules = ruleset.rules
-      .filter(inScope)
-      .flatMap((rule) =>
-        rule.compiled.target === 'pod' ? [{ rule, evaluate: rule.compiled.evaluate }] : [],
-      );
-    return judge(request, rules, (object) => readPod(object, specPath));
-  }
-  if (isBindingKind(group, kind)) {
-    const rules = ruleset.rules
-      .filter(inScope)
-      .flatMap((rule) =>
-        rule.compiled.target === 'binding' ? [{ rule, evaluate: rule.compiled.evaluate }] : [],
-      );
-    return judge(request, rules, (object) => readBinding(object, kind, namespace));
-  }
-  return { allowed: true, violations: [], rulesApplied: [] };
-}
-
-function judge<V>(
-  request: AdmissionRequest,
-  rules: readonly { rule: CompiledRule; evaluate: Evaluator<V> }[],
-  read: Read<V>,
-): Decision {
+  const rules = rulesFor(request, ruleset);
   if (rules.length === 0) return { allowed: true, violations: [], rulesApplied: [] };
-  const rulesApplied = rules.map(({ rule }) => rule.name);
+  const rulesApplied = rules.map((rule) => rule.name);
 
-  const current = read(request.object);
-  if (!current.ok) return { allowed: false, violations: [], malformed: current.error, rulesApplied };
-
-  // An UPDATE that leaves the judged part as it was (a label, a finalizer, a status write) is not
-  // judged again, as pod-security-admission does: otherwise tightening a rule would stop existing
-  // objects from ever being relabelled or deleted through their finalizers.
-  if (request.operation === 'UPDATE' && request.oldObject !== undefined) {
-    const previous = read(request.oldObject);
-    if (previous.ok && sameJudgedPart(previous.value, current.value)) {
-      return {
-        ...skip({ kind: 'unchanged', detail: 'the update does not change what the rules judge' }),
-        rulesApplied,
-      };
-    }
+  const judged = rules.filter((rule) => !rule.compiled.target.unchanged(request));
+  if (judged.length === 0) {
+    return skip(
+      { kind: 'unchanged', detail: 'the update does not change what the rules judge' },
+      rulesApplied,
+    );
   }
 
   const violations: Violation[] = [];
-  for (const { rule, evaluate } of rules) {
-    for (const finding of evaluate(current.value)) {
+  const input = { request, context };
+  for (const rule of judged) {
+    let result;
+    try {
+      result = rule.compiled.run(input);
+    } catch (err) {
+      // A check that throws is a bug in that check, not in the request: the rule fails closed with
+      // the reason, and every other rule is still judged.
+      violations.push({
+        rule: rule.name,
+        check: rule.check,
+        action: 'deny',
+        message: `check "${rule.check}" failed: ${err instanceof Error ? err.message : String(err)}`,
+        path: [],
+        error: true,
+      });
+      continue;
+    }
+    if (!result.ok) return { allowed: false, violations: [], malformed: result.error, rulesApplied };
+    for (const finding of result.value) {
       violations.push({ rule: rule.name, check: rule.check, action: rule.action, ...finding });
     }
   }
   return { allowed: !violations.some((v) => v.action === 'deny'), violations, rulesApplied };
-}
-
-/** Deep equality of the views the checks read (paths included, so a reorder counts as a change). */
-export function sameJudgedPart(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  const entriesA: [string, unknown][] = Object.entries(a);
-  const entriesB = new Map<string, unknown>(Object.entries(b));
-  return (
-    entriesA.length === entriesB.size &&
-    entriesA.every(([k, v]) => entriesB.has(k) && sameJudgedPart(v, entriesB.get(k)))
-  );
 }

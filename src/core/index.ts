@@ -2,13 +2,16 @@
 // and the rules reloader import from this file and nothing imports the other way.
 
 export { CHECKS } from './checks/index.js';
-export type { CheckDefinition } from './check.js';
-export { evaluate } from './evaluate.js';
+export { defineCheck, type CheckDefinition, type CompiledCheck, type Finding } from './check.js';
+export { evaluate, rulesFor } from './evaluate.js';
 export { formatFieldPath, toJsonPointer } from './fieldpath.js';
 export { parseImageReference, repositoryOf } from './image.js';
 export { denyMessage, outcome, violationText, warnings } from './messages.js';
 export { applyMutation, mutate, type Mutation, type PatchOperation } from './mutate.js';
-export { POD_TEMPLATE_KINDS } from './pod.js';
+export { POD_TARGET, POD_TEMPLATE_KINDS } from './pod.js';
+export { BINDING_TARGET } from './rbac.js';
+export type { Target } from './target.js';
+export { LATEST, parseKubeVersion, type KubeVersion } from './version.js';
 export { isObject } from './read.js';
 export {
   compileRuleSet,

@@ -2,18 +2,9 @@
 // Every container list (init, regular, ephemeral) is read here once, so no check walks a pod on its
 // own and none can forget a list (the pod-security-admission visitor does the same).
 
-import {
-  asObject,
-  optBoolean,
-  optList,
-  optObject,
-  optString,
-  readObject,
-  reqString,
-  type JsonObject,
-  type Malformed,
-} from './read.js';
-import type { FieldPath } from './types.js';
+import { asObject, optBoolean, optList, optObject, optString, reqString, type JsonObject } from './read.js';
+import { defineTarget } from './target.js';
+import type { AdmissionRequest, FieldPath } from './types.js';
 
 /** Where each kind keeps its pod spec. Keyed by `group/kind` (core group is empty). */
 const POD_SPEC_PATHS: ReadonlyMap<string, readonly string[]> = new Map<string, readonly string[]>([
@@ -34,6 +25,69 @@ export function podSpecPath(group: string, kind: string): readonly string[] | un
 
 export const POD_TEMPLATE_KINDS: readonly string[] = [...POD_SPEC_PATHS.keys()];
 
+/** `kubectl debug` adds containers through this subresource: it is judged like the pod itself. */
+const JUDGED_SUBRESOURCES: ReadonlySet<string> = new Set(['', 'pods/ephemeralcontainers']);
+
+/** Annotations that change what a container may do (the older, field-less forms of AppArmor and seccomp). */
+const JUDGED_ANNOTATION_PREFIXES: readonly string[] = [
+  'container.apparmor.security.beta.kubernetes.io/',
+  'seccomp.security.alpha.kubernetes.io/',
+  'container.seccomp.security.alpha.kubernetes.io/',
+];
+
+/** The pod, or the pod template, of any kind that carries one. */
+export const POD_TARGET = defineTarget<PodView>({
+  id: 'pod',
+  operations: ['CREATE', 'UPDATE'],
+  accepts: (request) => {
+    const sub = request.subResource ?? '';
+    return (
+      podSpecPath(request.kind.group, request.kind.kind) !== undefined &&
+      JUDGED_SUBRESOURCES.has(sub === '' ? '' : `${request.resource.resource}/${sub}`)
+    );
+  },
+  read: (object, request) => readPodOf(object, request),
+  // The whole pod spec and the judged annotations: a check may read any field of the spec.
+  judgedPart: (pod) => ({ spec: pod.spec, annotations: pod.annotations }),
+  // A running pod's spec is immutable: patching it on UPDATE would make the API server refuse a
+  // harmless relabel. Subresource writes cannot change the pod spec.
+  mutable: (request) =>
+    (request.subResource ?? '') === '' && (request.kind.kind !== 'Pod' || request.operation === 'CREATE'),
+});
+
+function readPodOf(object: unknown, request: AdmissionRequest): PodView {
+  const specPath = podSpecPath(request.kind.group, request.kind.kind) ?? ['spec'];
+  // The pod's own metadata, or its template's: where the judged annotations live.
+  const parentPath = specPath.slice(0, -1);
+  let parent = asObject(object, []);
+  parentPath.forEach((key, i) => {
+    parent = asObject(parent[key], parentPath.slice(0, i + 1));
+  });
+  const specKey = specPath[specPath.length - 1] ?? 'spec';
+  const spec = asObject(parent[specKey], specPath);
+  const metadataPath = [...parentPath, 'metadata'];
+  return readPodSpec(
+    spec,
+    specPath,
+    readAnnotations(optObject(parent, 'metadata', parentPath), metadataPath),
+  );
+}
+
+function readAnnotations(
+  metadata: JsonObject | undefined,
+  metadataPath: FieldPath,
+): Readonly<Record<string, string>> {
+  const annotations = metadata === undefined ? undefined : optObject(metadata, 'annotations', metadataPath);
+  const judged: Record<string, string> = {};
+  if (annotations === undefined) return judged;
+  for (const [key, value] of Object.entries(annotations)) {
+    if (!JUDGED_ANNOTATION_PREFIXES.some((prefix) => key.startsWith(prefix))) continue;
+    if (typeof value !== 'string') optString(annotations, key, [...metadataPath, 'annotations']);
+    else judged[key] = value;
+  }
+  return judged;
+}
+
 export type ContainerList = 'initContainers' | 'containers' | 'ephemeralContainers';
 const CONTAINER_LISTS: readonly ContainerList[] = ['initContainers', 'containers', 'ephemeralContainers'];
 
@@ -51,6 +105,8 @@ export interface ContainerView {
   volumeMounts: readonly { name: string; readOnly: boolean; path: FieldPath }[];
   /** Path of this container from the object root. */
   path: FieldPath;
+  /** The container as sent, for checks that read fields this view does not (through read.ts). */
+  raw: JsonObject;
 }
 
 export interface VolumeView {
@@ -66,6 +122,16 @@ export interface PodView {
   securityContext: SecurityContextView;
   containers: readonly ContainerView[];
   volumes: readonly VolumeView[];
+  /** The pod spec as sent, for checks that read fields this view does not (through read.ts). */
+  spec: JsonObject;
+  /**
+   * The pod's (or template's) annotations that judge containers (AppArmor's and seccomp's older
+   * forms), keyed as sent; the path of `metadata` is `annotationsPath`.
+   */
+  annotations: Readonly<Record<string, string>>;
+  annotationsPath: FieldPath;
+  /** Whether the pod spec has a securityContext object (a JSON Patch adds into it, or adds it). */
+  hasSecurityContext: boolean;
 }
 
 /** How a message names a container: `container "app"`, `initContainer "setup"`, … */
@@ -73,20 +139,11 @@ export function containerLabel(c: ContainerView): string {
   return `${c.list.slice(0, -1)} "${c.name}"`;
 }
 
-export function readPod(
-  object: unknown,
-  specPath: readonly string[],
-): { ok: true; value: PodView } | { ok: false; error: Malformed } {
-  return readObject(() => {
-    let node = asObject(object, []);
-    specPath.forEach((key, i) => {
-      node = asObject(node[key], specPath.slice(0, i + 1));
-    });
-    return readPodSpec(node, specPath);
-  });
-}
-
-function readPodSpec(spec: JsonObject, path: FieldPath): PodView {
+function readPodSpec(
+  spec: JsonObject,
+  path: FieldPath,
+  annotations: Readonly<Record<string, string>>,
+): PodView {
   const os = optObject(spec, 'os', path);
   const containers: ContainerView[] = [];
   for (const list of CONTAINER_LISTS) {
@@ -111,6 +168,10 @@ function readPodSpec(spec: JsonObject, path: FieldPath): PodView {
     securityContext: readSecurityContext(spec, path),
     containers,
     volumes,
+    spec,
+    annotations,
+    annotationsPath: [...path.slice(0, -1), 'metadata', 'annotations'],
+    hasSecurityContext: optObject(spec, 'securityContext', path) !== undefined,
   };
 }
 
@@ -132,6 +193,7 @@ function readContainer(raw: unknown, list: ContainerList, path: FieldPath): Cont
     securityContext: readSecurityContext(container, path),
     volumeMounts,
     path,
+    raw: container,
   };
 }
 

@@ -3,7 +3,7 @@
 // and every error names its field: `rules[2].check: unknown check "privilegd"`.
 
 import { Ajv } from 'ajv';
-import { schemaIssues, type CompiledCheck } from './check.js';
+import { schemaIssues, type CheckDefinition, type CompiledCheck } from './check.js';
 import { CHECKS } from './checks/index.js';
 import { formatFieldPath } from './fieldpath.js';
 import { compileGlobs, type Matcher } from './glob.js';
@@ -97,8 +97,10 @@ export function formatRuleSetError(error: RuleSetError): string {
 
 const validateEnvelope = new Ajv({ allErrors: true, strict: true }).compile<RuleSetDocument>(RULESET_SCHEMA);
 
+/** `checks` is the registry to resolve `check:` names in (tests pass their own). */
 export function compileRuleSet(
   input: unknown,
+  checks: ReadonlyMap<string, CheckDefinition> = CHECKS,
 ): { ok: true; ruleset: CompiledRuleSet } | { ok: false; errors: RuleSetError[] } {
   if (!validateEnvelope(input)) return { ok: false, errors: schemaIssues(validateEnvelope.errors ?? []) };
 
@@ -115,11 +117,11 @@ export function compileRuleSet(
     } else {
       firstIndexOfName.set(rule.name, i);
     }
-    const check = CHECKS.get(rule.check);
+    const check = checks.get(rule.check);
     if (check === undefined) {
       errors.push({
         path: ['rules', i, 'check'],
-        message: `unknown check "${rule.check}"; known checks: ${[...CHECKS.keys()].join(', ')}`,
+        message: `unknown check "${rule.check}"; known checks: ${[...checks.keys()].join(', ')}`,
       });
       return;
     }

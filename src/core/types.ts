@@ -43,6 +43,16 @@ export interface AdmissionRequest {
   options?: unknown;
 }
 
+/**
+ * What `evaluate` is told besides the request and the RuleSet: facts from outside the request that
+ * the caller (webhook, CLI) gathered, each optional. The core stays pure: it reads them, never
+ * fetches them. A check that needs a fact it was not given says so in its finding.
+ */
+export interface EvaluationContext {
+  /** The time of the decision. */
+  now?: Date;
+}
+
 /** A path into the admitted object, e.g. ['spec', 'containers', 0, 'image']. */
 export type FieldPath = readonly (string | number)[];
 
@@ -57,6 +67,11 @@ export interface Violation {
   message: string;
   /** The field to fix, from the root of the admitted object. */
   path: FieldPath;
+  /**
+   * Set when the check itself failed (a bug, or a fact it could not have): the rule fails closed,
+   * denied whatever its action, and the message says why.
+   */
+  error?: true;
 }
 
 /** Why a request was allowed without running the rules. */

@@ -9,10 +9,11 @@ import t from 'tap';
 import { runCheck, type CheckOptions, type CheckRun } from '../../src/cli/check.js';
 import { DEFAULT_RULES_PATH } from '../../src/config/ruleset-source.js';
 import { isObject } from '../../src/core/index.js';
+import { KNOWN_CHECKS } from '../helpers/rules.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const BIN = resolve(ROOT, 'bin/portcullis');
-const KNOWN = 'known checks: privileged, hostPath, trustedRegistries, seccomp, clusterAdminBinding';
+const KNOWN = KNOWN_CHECKS;
 
 /** The value at `path` in parsed JSON, or undefined; keeps the tests free of casts. */
 function at(value: unknown, ...path: (string | number)[]): unknown {

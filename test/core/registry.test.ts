@@ -46,6 +46,9 @@ for (const id of CHECKS.keys()) {
       .find((line) => line !== '');
     t.match(firstLine, new RegExp(`^Check: ${id}\\b`), `src/core/checks/${id}.ts opens with "Check: ${id}"`);
     t.match(header, /Params:/, 'the header states the params');
+    // Versions are real (pod-security-admission's MinimumVersion): the header lists the ones defined.
+    const versions = /Versions: ([^\n]*)/.exec(header)?.[1]?.replace(/\.$/, '').split(/,\s*/);
+    t.same(versions, CHECKS.get(id)?.versions, 'the header\'s "Versions:" line lists the check\'s versions');
 
     t.ok(
       existsSync(resolve(ROOT, `test/core/checks/${id}.test.ts`)),

@@ -4,8 +4,9 @@
 import t from 'tap';
 import { DEFAULT_RULES_PATH, loadRuleSetFile, parseRuleSet } from '../../src/config/ruleset-source.js';
 import { CHECKS, compileRuleSet, formatRuleSetError } from '../../src/core/index.js';
+import { KNOWN_CHECKS } from '../helpers/rules.js';
 
-const KNOWN = 'known checks: privileged, hostPath, trustedRegistries, seccomp, clusterAdminBinding';
+const KNOWN = KNOWN_CHECKS;
 const ruleSet = (rules: unknown, extra: Record<string, unknown> = {}) => ({
   apiVersion: 'portcullis.io/v1',
   kind: 'RuleSet',
@@ -185,7 +186,7 @@ t.test('a valid RuleSet compiles with its defaults, and the input is left as it 
   }
   t.same(document, before, 'defaults are not written into the caller’s document');
   t.same(
-    result.ruleset.rules.map((r) => [r.name, r.check, r.action, r.compiled.target, r.compiled.params]),
+    result.ruleset.rules.map((r) => [r.name, r.check, r.action, r.compiled.target.id, r.compiled.params]),
     [
       ['seccomp', 'seccomp', 'deny', 'pod', { requireProfile: true, mutate: true }],
       ['admin', 'clusterAdminBinding', 'warn', 'binding', { roles: ['cluster-admin'], allowedSubjects: [] }],

@@ -1,4 +1,4 @@
-import { compileRuleSet, type CompiledRuleSet } from '../../src/core/index.js';
+import { CHECKS, compileRuleSet, type CompiledRuleSet } from '../../src/core/index.js';
 
 /** A RuleSet with these rules and exemptions, as the security team would write it; throws if it does not compile. */
 export function ruleSet(rules: unknown[], exemptions: Record<string, unknown> = {}): CompiledRuleSet {
@@ -16,3 +16,6 @@ export function oneRule(
 ): CompiledRuleSet {
   return ruleSet([{ name: 'r', check, params, ...rule }], exemptions);
 }
+
+/** The tail of the "unknown check" message: every check of the registry, in its order. */
+export const KNOWN_CHECKS = `known checks: ${[...CHECKS.keys()].join(', ')}`;

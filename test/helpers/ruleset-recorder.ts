@@ -3,6 +3,7 @@
 
 import { performance } from 'node:perf_hooks';
 import type { LoadedRuleSet } from '../../src/config/ruleset-source.js';
+import { KNOWN_CHECKS } from './rules.js';
 
 export type Delivery =
   | { kind: 'ruleset'; loaded: LoadedRuleSet; at: number }
@@ -80,5 +81,4 @@ rules:
 `;
 }
 
-export const BROKEN_RULES_ERROR =
-  'rules[1].check: unknown check "trustedRegistrys"; known checks: privileged, hostPath, trustedRegistries, seccomp, clusterAdminBinding';
+export const BROKEN_RULES_ERROR = `rules[1].check: unknown check "trustedRegistrys"; ${KNOWN_CHECKS}`;

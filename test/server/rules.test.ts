@@ -19,13 +19,13 @@ import {
   request,
   startServer,
 } from '../helpers/server.js';
+import { KNOWN_CHECKS } from '../helpers/rules.js';
 
 const certificates = await localhostCertificates();
 const RULES_CONFIGMAP = { namespace: 'portcullis', name: 'portcullis-rules' };
 const shipped = await readFile(new URL('../../rules/default.yaml', import.meta.url), 'utf8');
 const BROKEN = shipped.replace('check: privileged', 'check: privilegd');
-const BROKEN_MESSAGE =
-  'configmap portcullis/portcullis-rules rules.yaml:13: rules[0].check: unknown check "privilegd"; known checks: privileged, hostPath, trustedRegistries, seccomp, clusterAdminBinding [portcullis-ruleset]';
+const BROKEN_MESSAGE = `configmap portcullis/portcullis-rules rules.yaml:13: rules[0].check: unknown check "privilegd"; ${KNOWN_CHECKS} [portcullis-ruleset]`;
 
 /** A CREATE or UPDATE of a ConfigMap, as the API server sends it. */
 function configMapReview(

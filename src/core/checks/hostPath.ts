@@ -1,5 +1,5 @@
 /*
- * Check: hostPath (v1)
+ * Check: hostPath
  *
  * A hostPath volume reads or writes the node's file system: /etc, the container runtime socket,
  * the kubelet's credentials.
@@ -11,11 +11,12 @@
  * `allowedPaths[].pathPrefix` by whole components: `/var/log` allows `/var/log/pods`, not
  * `/var/logs`. If every entry that allows the path has `readOnly: true`, every mount of that
  * volume, in every container, must be `readOnly: true`. A path that is not absolute is denied.
+ * Versions: v1.0.
  * Params: allowedPaths: [{pathPrefix, readOnly}] (default: none, every hostPath is denied).
  */
 
-import { definePodCheck, type Finding, type ParamIssue } from '../check.js';
-import { containerLabel } from '../pod.js';
+import { defineCheck, type Finding, type ParamIssue } from '../check.js';
+import { containerLabel, POD_TARGET, type PodView } from '../pod.js';
 
 interface AllowedPath {
   pathPrefix: string;
@@ -41,8 +42,9 @@ function isUnder(components: readonly string[], prefix: readonly string[]): bool
   return prefix.length <= components.length && prefix.every((part, i) => components[i] === part);
 }
 
-export const hostPath = definePodCheck<Params>({
+export const hostPath = defineCheck<Params, PodView>({
   id: 'hostPath',
+  target: POD_TARGET,
   summary: 'hostPath volumes are denied unless under an allowed path prefix (optionally read-only).',
   paramsSchema: {
     type: 'object',
@@ -75,42 +77,47 @@ export const hostPath = definePodCheck<Params>({
     });
     return issues;
   },
-  compile: (params) => {
-    const allowed = params.allowedPaths.map((entry) => ({
-      prefix: pathComponents(entry.pathPrefix),
-      readOnly: entry.readOnly,
-    }));
-    return (pod) => {
-      const findings: Finding[] = [];
-      for (const volume of pod.volumes) {
-        if (volume.hostPath === undefined) continue;
-        const where = [...volume.path, 'hostPath', 'path'];
-        const label = `volume "${volume.name}": hostPath "${volume.hostPath}"`;
-        if (!volume.hostPath.startsWith('/')) {
-          findings.push({ path: where, message: `${label} must be an absolute path` });
-          continue;
-        }
-        const components = pathComponents(volume.hostPath);
-        const matches = allowed.filter((entry) => isUnder(components, entry.prefix));
-        if (matches.length === 0) {
-          const resolved = '/' + components.join('/');
-          const shown = resolved === volume.hostPath ? '' : ` (resolves to "${resolved}")`;
-          findings.push({ path: where, message: `${label}${shown} is not under an allowed path` });
-          continue;
-        }
-        if (matches.some((entry) => !entry.readOnly)) continue;
-        for (const c of pod.containers) {
-          for (const mount of c.volumeMounts) {
-            if (mount.name === volume.name && !mount.readOnly) {
-              findings.push({
-                path: [...mount.path, 'readOnly'],
-                message: `${containerLabel(c)}: volumeMount "${volume.name}" of hostPath "${volume.hostPath}" must set readOnly: true`,
-              });
+  versions: [
+    {
+      minimumVersion: 'v1.0',
+      compile: (params) => {
+        const allowed = params.allowedPaths.map((entry) => ({
+          prefix: pathComponents(entry.pathPrefix),
+          readOnly: entry.readOnly,
+        }));
+        return (pod) => {
+          const findings: Finding[] = [];
+          for (const volume of pod.volumes) {
+            if (volume.hostPath === undefined) continue;
+            const where = [...volume.path, 'hostPath', 'path'];
+            const label = `volume "${volume.name}": hostPath "${volume.hostPath}"`;
+            if (!volume.hostPath.startsWith('/')) {
+              findings.push({ path: where, message: `${label} must be an absolute path` });
+              continue;
+            }
+            const components = pathComponents(volume.hostPath);
+            const matches = allowed.filter((entry) => isUnder(components, entry.prefix));
+            if (matches.length === 0) {
+              const resolved = '/' + components.join('/');
+              const shown = resolved === volume.hostPath ? '' : ` (resolves to "${resolved}")`;
+              findings.push({ path: where, message: `${label}${shown} is not under an allowed path` });
+              continue;
+            }
+            if (matches.some((entry) => !entry.readOnly)) continue;
+            for (const c of pod.containers) {
+              for (const mount of c.volumeMounts) {
+                if (mount.name === volume.name && !mount.readOnly) {
+                  findings.push({
+                    path: [...mount.path, 'readOnly'],
+                    message: `${containerLabel(c)}: volumeMount "${volume.name}" of hostPath "${volume.hostPath}" must set readOnly: true`,
+                  });
+                }
+              }
             }
           }
-        }
-      }
-      return findings;
-    };
-  },
+          return findings;
+        };
+      },
+    },
+  ],
 });

@@ -1,5 +1,5 @@
 /*
- * Check: seccomp (v1)
+ * Check: seccomp
  *
  * Without a seccomp profile a container can make every system call the kernel has, which is how
  * most container escapes start. This is the Pod Security Standards' restricted rule.
@@ -13,12 +13,15 @@
  * `runtime/default`). With `requireProfile: false` (the baseline level) only an explicit Unconfined
  * is denied. Pods with `spec.os.name: windows` are not checked: Windows has no
  * seccomp, and the kubelet refuses a pod whose os.name does not match its node.
+ * Versions: v1.0.
  * Params: requireProfile (default true); mutate (default true): whether /mutate sets RuntimeDefault
  * at pod level for containers that would end up with no profile.
  */
 
-import { definePodCheck, type Finding } from '../check.js';
-import { containerLabel, type PodView } from '../pod.js';
+import { defineCheck, type Finding } from '../check.js';
+import { toJsonPointer } from '../fieldpath.js';
+import type { PatchOperation } from '../mutate.js';
+import { containerLabel, POD_TARGET, type PodView } from '../pod.js';
 
 export interface SeccompParams {
   requireProfile: boolean;
@@ -41,8 +44,31 @@ export function containersWithoutProfile(pod: PodView): PodView['containers'] {
   return pod.containers.filter((c) => c.securityContext.seccompProfileType === undefined);
 }
 
-export const seccomp = definePodCheck<SeccompParams>({
+/** RuntimeDefault at pod level, for a pod some of whose containers would otherwise have no profile. */
+function runtimeDefaultPatch(pod: PodView): PatchOperation[] {
+  if (containersWithoutProfile(pod).length === 0) return [];
+  const runtimeDefault = { type: 'RuntimeDefault' };
+  // JSON Patch adds into an existing parent only: add the whole securityContext when there is none.
+  return pod.hasSecurityContext
+    ? [
+        {
+          op: 'add',
+          path: toJsonPointer([...pod.path, 'securityContext', 'seccompProfile']),
+          value: runtimeDefault,
+        },
+      ]
+    : [
+        {
+          op: 'add',
+          path: toJsonPointer([...pod.path, 'securityContext']),
+          value: { seccompProfile: runtimeDefault },
+        },
+      ];
+}
+
+export const seccomp = defineCheck<SeccompParams, PodView>({
   id: 'seccomp',
+  target: POD_TARGET,
   summary:
     'Every container must run with the RuntimeDefault or a Localhost seccomp profile; never Unconfined.',
   paramsSchema: {
@@ -53,33 +79,39 @@ export const seccomp = definePodCheck<SeccompParams>({
       mutate: { type: 'boolean', default: true },
     },
   },
-  compile: (params) => (pod) => {
-    if (pod.os === 'windows') return [];
-    const findings: Finding[] = [];
-    const podPath = [...pod.path, 'securityContext', 'seccompProfile', 'type'];
-    const podRefusal = refusal(pod.securityContext.seccompProfileType, params.requireProfile);
-    if (podRefusal !== undefined) {
-      findings.push({ path: podPath, message: `pod: securityContext.seccompProfile.type ${podRefusal}` });
-    }
-    for (const c of pod.containers) {
-      const containerRefusal = refusal(c.securityContext.seccompProfileType, params.requireProfile);
-      if (containerRefusal !== undefined) {
-        findings.push({
-          path: [...c.path, 'securityContext', 'seccompProfile', 'type'],
-          message: `${containerLabel(c)}: securityContext.seccompProfile.type ${containerRefusal}`,
-        });
-      }
-    }
-    if (params.requireProfile) {
-      const missing = containersWithoutProfile(pod);
-      if (missing.length > 0) {
-        const names = missing.map((c) => `"${c.name}"`).join(', ');
-        findings.push({
-          path: podPath,
-          message: `pod or ${missing.length === 1 ? 'container' : 'containers'} ${names}: securityContext.seccompProfile.type must be set to RuntimeDefault or Localhost`,
-        });
-      }
-    }
-    return findings;
-  },
+  mutation: { enabled: (params) => params.mutate, patch: runtimeDefaultPatch },
+  versions: [
+    {
+      minimumVersion: 'v1.0',
+      compile: (params) => (pod) => {
+        if (pod.os === 'windows') return [];
+        const findings: Finding[] = [];
+        const podPath = [...pod.path, 'securityContext', 'seccompProfile', 'type'];
+        const podRefusal = refusal(pod.securityContext.seccompProfileType, params.requireProfile);
+        if (podRefusal !== undefined) {
+          findings.push({ path: podPath, message: `pod: securityContext.seccompProfile.type ${podRefusal}` });
+        }
+        for (const c of pod.containers) {
+          const containerRefusal = refusal(c.securityContext.seccompProfileType, params.requireProfile);
+          if (containerRefusal !== undefined) {
+            findings.push({
+              path: [...c.path, 'securityContext', 'seccompProfile', 'type'],
+              message: `${containerLabel(c)}: securityContext.seccompProfile.type ${containerRefusal}`,
+            });
+          }
+        }
+        if (params.requireProfile) {
+          const missing = containersWithoutProfile(pod);
+          if (missing.length > 0) {
+            const names = missing.map((c) => `"${c.name}"`).join(', ');
+            findings.push({
+              path: podPath,
+              message: `pod or ${missing.length === 1 ? 'container' : 'containers'} ${names}: securityContext.seccompProfile.type must be set to RuntimeDefault or Localhost`,
+            });
+          }
+        }
+        return findings;
+      },
+    },
+  ],
 });

@@ -1,5 +1,5 @@
 /*
- * Check: trustedRegistries (v1)
+ * Check: trustedRegistries
  *
  * An image from a registry nobody vetted runs whatever its publisher pushed last.
  *
@@ -9,12 +9,13 @@
  * it right after a `/`: `ghcr.io/acme` trusts `ghcr.io/acme/app`, not `ghcr.io/acmecorp/app` nor
  * `ghcr.io.evil.com/acme/app`. Registry hosts compare case-insensitively; a port is part of the host
  * (`ghcr.io:443` is not `ghcr.io`). A missing or unparsable image is denied.
+ * Versions: v1.0.
  * Params: registries: ["host[:port][/path]", …] (at least one).
  */
 
-import { definePodCheck, type Finding, type ParamIssue } from '../check.js';
+import { defineCheck, type Finding, type ParamIssue } from '../check.js';
 import { DOMAIN_RE, normaliseDomain, parseImageReference, PATH_RE, repositoryOf } from '../image.js';
-import { containerLabel } from '../pod.js';
+import { containerLabel, POD_TARGET, type PodView } from '../pod.js';
 
 interface Params {
   registries: string[];
@@ -50,8 +51,9 @@ export function normaliseRegistryEntry(
   return { ok: true, value: path === '' ? normaliseDomain(domain) : `${normaliseDomain(domain)}/${path}` };
 }
 
-export const trustedRegistries = definePodCheck<Params>({
+export const trustedRegistries = defineCheck<Params, PodView>({
   id: 'trustedRegistries',
+  target: POD_TARGET,
   summary: 'Images must come from a trusted registry or repository prefix.',
   paramsSchema: {
     type: 'object',
@@ -69,58 +71,66 @@ export const trustedRegistries = definePodCheck<Params>({
     });
     return issues;
   },
-  compile: (params) => {
-    const trusted = params.registries.flatMap((entry) => {
-      const result = normaliseRegistryEntry(entry);
-      return result.ok ? [{ repository: result.value, below: `${result.value}/` }] : [];
-    });
-    const isTrusted = (repository: string): boolean =>
-      trusted.some((entry) => repository === entry.repository || repository.startsWith(entry.below));
-    // Verdicts by image string, for this compiled rule only (a reloaded RuleSet starts afresh). A
-    // cluster runs few distinct images, each in many pods, and parsing a reference is several
-    // regular expressions (~1 µs); a lookup is a hash probe. Cleared when full, so a stream of
-    // distinct names cannot grow it without bound.
-    const verdicts = new Map<string, ImageVerdict>();
-    const verdictOf = (image: string): ImageVerdict => {
-      let verdict = verdicts.get(image);
-      if (verdict === undefined) {
-        const parsed = parseImageReference(image);
-        if (parsed.ok) {
-          const repository = repositoryOf(parsed.ref);
-          verdict = { ok: true, repository, trusted: isTrusted(repository) };
-        } else {
-          verdict = { ok: false, reason: parsed.reason };
-        }
-        if (verdicts.size >= VERDICT_CACHE_SIZE) verdicts.clear();
-        verdicts.set(image, verdict);
-      }
-      return verdict;
-    };
-    return (pod) => {
-      const findings: Finding[] = [];
-      for (const c of pod.containers) {
-        if (c.image === undefined) {
-          findings.push({ path: [...c.path, 'image'], message: `${containerLabel(c)}: image is required` });
-          continue;
-        }
-        const verdict = verdictOf(c.image);
-        if (!verdict.ok) {
-          findings.push({
-            path: [...c.path, 'image'],
-            message: `${containerLabel(c)}: image "${c.image}" is not a valid image reference: ${verdict.reason}`,
-          });
-          continue;
-        }
-        if (!verdict.trusted) {
-          const { repository } = verdict;
-          const shown = c.image.startsWith(repository) ? '' : ` (${repository})`;
-          findings.push({
-            path: [...c.path, 'image'],
-            message: `${containerLabel(c)}: image "${c.image}"${shown} is not from a trusted registry`,
-          });
-        }
-      }
-      return findings;
-    };
-  },
+  versions: [
+    {
+      minimumVersion: 'v1.0',
+      compile: (params) => {
+        const trusted = params.registries.flatMap((entry) => {
+          const result = normaliseRegistryEntry(entry);
+          return result.ok ? [{ repository: result.value, below: `${result.value}/` }] : [];
+        });
+        const isTrusted = (repository: string): boolean =>
+          trusted.some((entry) => repository === entry.repository || repository.startsWith(entry.below));
+        // Verdicts by image string, for this compiled rule only (a reloaded RuleSet starts afresh). A
+        // cluster runs few distinct images, each in many pods, and parsing a reference is several
+        // regular expressions (~1 µs); a lookup is a hash probe. Cleared when full, so a stream of
+        // distinct names cannot grow it without bound.
+        const verdicts = new Map<string, ImageVerdict>();
+        const verdictOf = (image: string): ImageVerdict => {
+          let verdict = verdicts.get(image);
+          if (verdict === undefined) {
+            const parsed = parseImageReference(image);
+            if (parsed.ok) {
+              const repository = repositoryOf(parsed.ref);
+              verdict = { ok: true, repository, trusted: isTrusted(repository) };
+            } else {
+              verdict = { ok: false, reason: parsed.reason };
+            }
+            if (verdicts.size >= VERDICT_CACHE_SIZE) verdicts.clear();
+            verdicts.set(image, verdict);
+          }
+          return verdict;
+        };
+        return (pod) => {
+          const findings: Finding[] = [];
+          for (const c of pod.containers) {
+            if (c.image === undefined) {
+              findings.push({
+                path: [...c.path, 'image'],
+                message: `${containerLabel(c)}: image is required`,
+              });
+              continue;
+            }
+            const verdict = verdictOf(c.image);
+            if (!verdict.ok) {
+              findings.push({
+                path: [...c.path, 'image'],
+                message: `${containerLabel(c)}: image "${c.image}" is not a valid image reference: ${verdict.reason}`,
+              });
+              continue;
+            }
+            if (!verdict.trusted) {
+              const { repository } = verdict;
+              const shown = c.image.startsWith(repository) ? '' : ` (${repository})`;
+              findings.push({
+                path: [...c.path, 'image'],
+                message: `${containerLabel(c)}: image "${c.image}"${shown} is not from a trusted registry`,
+              });
+            }
+          }
+          return findings;
+        };
+      },
+    },
+  ],
 });
