@@ -46,6 +46,14 @@ export interface MutationSpec<P, V> {
   enabled: (params: P) => boolean;
   /** The operations to apply to the object whose view this is; none when there is nothing to do. */
   patch: (view: V) => PatchOperation[];
+  /**
+   * A CEL condition on the object at `root` (the view's root, e.g. `object.spec.template.spec`) that
+   * is true whenever `patch` could return operations, whatever the params: the API server evaluates
+   * it as the mutating webhook's matchCondition and does not call /mutate when it is false. It may be
+   * true where no patch results (a wasted call), never false where one would (a lost patch). Absent:
+   * always called.
+   */
+  callWhen?: (root: string) => string;
 }
 
 export interface CheckSpec<P, V> {
@@ -82,6 +90,8 @@ export interface CheckDefinition {
   paramsSchema: Readonly<Record<string, unknown>>;
   /** The minimum versions of this check's behaviours, oldest first. */
   versions: readonly KubeVersion[];
+  /** Whether the check can ask /mutate for a patch, and when (`MutationSpec.callWhen`). */
+  mutation: { callWhen: ((root: string) => string) | undefined } | undefined;
   /** `version` picks the newest behaviour whose minimum is not above it (default: the newest). */
   compileParams(
     raw: unknown,
@@ -106,6 +116,7 @@ export function defineCheck<P, V>(spec: CheckSpec<P, V>): CheckDefinition {
     target,
     paramsSchema: spec.paramsSchema,
     versions: versions.map((v) => v.minimumVersion),
+    mutation: spec.mutation === undefined ? undefined : { callWhen: spec.mutation.callWhen },
     compileParams(raw, version = LATEST) {
       // useDefaults writes into its input: never into the caller's RuleSet.
       const params: unknown = structuredClone(raw ?? {});

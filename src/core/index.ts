@@ -9,6 +9,7 @@ export { parseImageReference, repositoryOf } from './image.js';
 export { denyMessage, outcome, violationText, warnings } from './messages.js';
 export { applyMutation, mutate, type Mutation, type PatchOperation } from './mutate.js';
 export { POD_TARGET, POD_TEMPLATE_KINDS } from './pod.js';
+export { mutationCondition } from './webhook-conditions.js';
 export { BINDING_TARGET } from './rbac.js';
 export type { Target } from './target.js';
 export { LATEST, parseKubeVersion, type KubeVersion } from './version.js';

@@ -25,6 +25,29 @@ export function podSpecPath(group: string, kind: string): readonly string[] | un
 
 export const POD_TEMPLATE_KINDS: readonly string[] = [...POD_SPEC_PATHS.keys()];
 
+/**
+ * A CEL expression for the API server (a webhook's matchCondition) that is `condition` of the pod
+ * spec of whatever pod-carrying kind the request is, false when that spec is missing (validation
+ * denies such an object), and true for any other kind. Never errors: every step is guarded by has().
+ */
+export function podSpecCondition(condition: (spec: string) => string): string {
+  const kindsByPath = new Map<string, string[]>();
+  for (const [groupKind, path] of POD_SPEC_PATHS) {
+    const [group = '', kind = ''] = groupKind.split('/');
+    const key = path.join('.');
+    kindsByPath.set(key, [
+      ...(kindsByPath.get(key) ?? []),
+      `(request.kind.group == '${group}' && request.kind.kind == '${kind}')`,
+    ]);
+  }
+  const branches = [...kindsByPath].map(([dotted, kinds]) => {
+    const path = dotted.split('.');
+    const guards = path.map((_, i) => `has(object.${path.slice(0, i + 1).join('.')})`);
+    return `${kinds.join(' || ')} ? (${guards.join(' && ')} && ${condition(`object.${dotted}`)})`;
+  });
+  return `${branches.join(' : ')} : true`;
+}
+
 /** `kubectl debug` adds containers through this subresource: it is judged like the pod itself. */
 const JUDGED_SUBRESOURCES: ReadonlySet<string> = new Set(['', 'pods/ephemeralcontainers']);
 

@@ -4,7 +4,7 @@
 // configurations (the matchConditions, the selectors) is exercised in test/e2e/manifests.test.ts.
 
 import t from 'tap';
-import { POD_TEMPLATE_KINDS } from '../../src/core/index.js';
+import { mutationCondition, POD_TEMPLATE_KINDS } from '../../src/core/index.js';
 import { BINDING_KINDS, RBAC_GROUP } from '../../src/core/rbac.js';
 import {
   at,
@@ -192,8 +192,10 @@ t.test('the rules webhook sees only the rules ConfigMap', async (t) => {
 
 t.test('only Portcullis’ own pods skip the workload webhooks, and only the narrow way', async (t) => {
   const expressions = [validating, mutating].map((config) => {
-    const conditions = records(named(config, config === mutating ? MUTATING : VALIDATING)['matchConditions']);
-    t.equal(conditions.length, 1, `${config.kind}: one matchCondition`);
+    const conditions = records(
+      named(config, config === mutating ? MUTATING : VALIDATING)['matchConditions'],
+    ).filter((c) => c['name'] === 'not-portcullis-own-pod');
+    t.equal(conditions.length, 1, `${config.kind}: one not-portcullis-own-pod matchCondition`);
     return String(conditions[0]?.['expression']);
   });
   t.equal(expressions[0], expressions[1], 'validating and mutating exclude the same requests');
@@ -215,3 +217,27 @@ t.test('only Portcullis’ own pods skip the workload webhooks, and only the nar
   const podLabels = stringMap(at(only(base, 'Deployment'), 'spec', 'template', 'metadata', 'labels'));
   t.equal(podLabels['app.kubernetes.io/name'], 'portcullis', 'the Deployment’s pods carry the label');
 });
+
+t.test(
+  "the mutating webhook is called only when a check could patch: its condition is the checks' own",
+  async (t) => {
+    const conditions = records(named(mutating, MUTATING)['matchConditions']);
+    t.same(
+      conditions.map((c) => c['name']),
+      ['could-patch', 'not-portcullis-own-pod'],
+      'the validating webhook has no such condition: every request it is sent gets a decision and an audit event',
+    );
+    // YAML folds the manifest's text over lines; CEL reads any run of white space as one.
+    const shipped = String(conditions[0]?.['expression']).replace(/\s+/g, ' ');
+    t.equal(
+      shipped,
+      mutationCondition(),
+      'regenerate the block from mutationCondition() when a mutation changes',
+    );
+    t.equal(
+      records(named(validating, VALIDATING)['matchConditions']).length,
+      1,
+      'the validating webhook keeps only the self-exclusion',
+    );
+  },
+);

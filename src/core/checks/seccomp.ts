@@ -66,6 +66,23 @@ function runtimeDefaultPatch(pod: PodView): PatchOperation[] {
       ];
 }
 
+/**
+ * `containersWithoutProfile(pod).length > 0` in the API server's CEL, over the pod spec at `spec`:
+ * the mutating webhook is called only for pods that could get RuntimeDefault. test/core/checks/
+ * seccomp-condition.test.ts evaluates both over the same table.
+ */
+function couldLackProfile(spec: string): string {
+  const hasType = (x: string): string =>
+    `(has(${x}.securityContext) && has(${x}.securityContext.seccompProfile) && has(${x}.securityContext.seccompProfile.type))`;
+  const containers = ['initContainers', 'containers', 'ephemeralContainers']
+    .map((list) => `(has(${spec}.${list}) ? ${spec}.${list} : [])`)
+    .join(' + ');
+  return (
+    `!(has(${spec}.os) && has(${spec}.os.name) && ${spec}.os.name == 'windows') && !${hasType(spec)} && ` +
+    `(${containers}).exists(c, !${hasType('c')})`
+  );
+}
+
 export const seccomp = defineCheck<SeccompParams, PodView>({
   id: 'seccomp',
   target: POD_TARGET,
@@ -79,7 +96,7 @@ export const seccomp = defineCheck<SeccompParams, PodView>({
       mutate: { type: 'boolean', default: true },
     },
   },
-  mutation: { enabled: (params) => params.mutate, patch: runtimeDefaultPatch },
+  mutation: { enabled: (params) => params.mutate, patch: runtimeDefaultPatch, callWhen: couldLackProfile },
   versions: [
     {
       minimumVersion: 'v1.0',
