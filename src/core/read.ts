@@ -90,3 +90,18 @@ export function reqObject(parent: JsonObject, key: string, path: FieldPath): Jso
   if (value === undefined) fail([...path, key], 'an object', parent[key]);
   return value;
 }
+
+export function optInteger(parent: JsonObject, key: string, path: FieldPath): number | undefined {
+  const value = parent[key];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value)) fail([...path, key], 'an integer', value);
+  return value;
+}
+
+/** A list of strings (capability names, …): a wrong type anywhere in it fails closed at that item. */
+export function optStringList(parent: JsonObject, key: string, path: FieldPath): readonly string[] {
+  return optList(parent, key, path).map((item, index) => {
+    if (typeof item !== 'string') fail([...path, key, index], 'a string', item);
+    return item;
+  });
+}
