@@ -235,3 +235,12 @@ function readSecurityContext(parent: JsonObject, parentPath: FieldPath): Securit
       seccomp === undefined ? undefined : optString(seccomp, 'type', [...path, 'seccompProfile']),
   };
 }
+
+/**
+ * Whether the pod runs in a user namespace of its own (`spec.hostUsers: false`), where UID 0 in a
+ * container is an unprivileged user on the node: the Pod Security Standards relax some controls
+ * for it (pod-security-admission's relaxPolicyForUserNamespacePod). A wrong type fails closed.
+ */
+export function inUserNamespace(pod: PodView): boolean {
+  return optBoolean(pod.spec, 'hostUsers', pod.path) === false;
+}

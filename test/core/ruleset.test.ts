@@ -159,6 +159,19 @@ t.test('params errors, per check, with their paths', async (t) => {
       { allowedSubjects: [{ kind: 'Group', name: 'a' }, { kind: 'User' }] },
       ['rules[0].params.allowedSubjects[1].name: is required'],
     ],
+    ['hostNamespaces', { hostNetwork: true }, ['rules[0].params.hostNetwork: unknown field']],
+    [
+      'hostPorts',
+      { allowed: [{ min: 80, max: 79 }] },
+      ['rules[0].params.allowed[0].max: must not be below min (80)'],
+    ],
+    [
+      'capabilities',
+      { allowedAdd: ['CAP_NET_ADMIN'] },
+      [
+        'rules[0].params.allowedAdd[0]: must be a capability name in upper case without "CAP_" (like "NET_ADMIN"), not "CAP_NET_ADMIN"',
+      ],
+    ],
   ];
   for (const [check, params, errors] of rows) {
     t.same(errorsOf(ruleSet([rule(check, params)])), errors, `${check} ${JSON.stringify(params)}`);
@@ -197,6 +210,17 @@ t.test('a valid RuleSet compiles with its defaults, and the input is left as it 
   t.equal(result.ruleset.exemptions.username('anyone'), false, 'no usernames: nobody is exempt');
 });
 
+/**
+ * Checks that rules/default.yaml does not use, each with why. Issue 9 lands its checks first and
+ * the shipped default that uses them after (in its other half): remove an id here when the
+ * default starts using it.
+ */
+const NOT_SHIPPED: ReadonlySet<string> = new Set([
+  'hostNamespaces', // issue 9: the default adds it with the other baseline controls
+  'hostPorts', // issue 9: likewise
+  'capabilities', // issue 9: likewise
+]);
+
 t.test('rules/default.yaml compiles', async (t) => {
   const load = await loadRuleSetFile(DEFAULT_RULES_PATH);
   if (!load.ok) {
@@ -215,8 +239,8 @@ t.test('rules/default.yaml compiles', async (t) => {
   );
   t.same(
     [...new Set(load.loaded.ruleset.rules.map((r) => r.check))].sort(),
-    [...CHECKS.keys()].sort(),
-    'the shipped RuleSet uses every check',
+    [...CHECKS.keys()].filter((id) => !NOT_SHIPPED.has(id)).sort(),
+    'the shipped RuleSet uses every check but those not shipped on purpose',
   );
   t.equal(load.loaded.ruleset.exemptions.namespace('kube-system'), true);
   t.match(load.loaded.hash, /^sha256:[0-9a-f]{16}$/);
