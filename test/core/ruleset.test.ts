@@ -172,6 +172,11 @@ t.test('params errors, per check, with their paths', async (t) => {
         'rules[0].params.allowedAdd[0]: must be a capability name in upper case without "CAP_" (like "NET_ADMIN"), not "CAP_NET_ADMIN"',
       ],
     ],
+    ['allowPrivilegeEscalation', { allow: false }, ['rules[0].params.allow: unknown field']],
+    ['runAsNonRoot', {}, []],
+    ['runAsUser', { min: 1 }, ['rules[0].params.min: unknown field']],
+    ['appArmor', { allowUnconfined: true }, ['rules[0].params.allowUnconfined: unknown field']],
+    ['seLinux', { types: ['spc_t'] }, ['rules[0].params.types: unknown field']],
   ];
   for (const [check, params, errors] of rows) {
     t.same(errorsOf(ruleSet([rule(check, params)])), errors, `${check} ${JSON.stringify(params)}`);
@@ -219,6 +224,11 @@ const NOT_SHIPPED: ReadonlySet<string> = new Set([
   'hostNamespaces', // issue 9: the default adds it with the other baseline controls
   'hostPorts', // issue 9: likewise
   'capabilities', // issue 9: likewise
+  'allowPrivilegeEscalation', // issue 9: restricted; the default decides deny or warn
+  'runAsNonRoot', // issue 9: likewise
+  'runAsUser', // issue 9: likewise
+  'appArmor', // issue 9: the default adds it with the other baseline controls
+  'seLinux', // issue 9: likewise
 ]);
 
 t.test('rules/default.yaml compiles', async (t) => {

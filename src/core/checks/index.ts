@@ -2,13 +2,18 @@
 // meta-test (test/core/registry.test.ts) keeps every entry documented and tested.
 
 import type { CheckDefinition } from '../check.js';
+import { allowPrivilegeEscalation } from './allowPrivilegeEscalation.js';
+import { appArmor } from './appArmor.js';
 import { capabilities } from './capabilities.js';
 import { clusterAdminBinding } from './clusterAdminBinding.js';
 import { hostNamespaces } from './hostNamespaces.js';
 import { hostPath } from './hostPath.js';
 import { hostPorts } from './hostPorts.js';
 import { privileged } from './privileged.js';
+import { runAsNonRoot } from './runAsNonRoot.js';
+import { runAsUser } from './runAsUser.js';
 import { seccomp } from './seccomp.js';
+import { seLinux } from './seLinux.js';
 import { trustedRegistries } from './trustedRegistries.js';
 
 export const CHECKS: ReadonlyMap<string, CheckDefinition> = new Map(
@@ -21,5 +26,10 @@ export const CHECKS: ReadonlyMap<string, CheckDefinition> = new Map(
     hostNamespaces,
     hostPorts,
     capabilities,
+    allowPrivilegeEscalation,
+    runAsNonRoot,
+    runAsUser,
+    appArmor,
+    seLinux,
   ].map((c) => [c.id, c]),
 );
