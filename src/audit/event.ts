@@ -5,6 +5,7 @@
 
 import { performance } from 'node:perf_hooks';
 import type { AdmissionRequest, UserInfo } from '../core/index.js';
+import { VERSION } from '../version.js';
 
 export type Endpoint = 'validate' | 'mutate';
 
@@ -48,6 +49,8 @@ export const ANNOTATIONS = {
   rulesetResourceVersion: 'portcullis.io/ruleset-resource-version',
   dryRun: 'portcullis.io/dry-run',
   endpoint: 'portcullis.io/endpoint',
+  /** The Portcullis version that answered, so an audit trail spans upgrades unambiguously. */
+  version: 'portcullis.io/version',
 } as const;
 
 /**
@@ -136,6 +139,7 @@ export function admissionEvent(
   addRulesetAnnotations(annotations, outcome.ruleset);
   annotations[ANNOTATIONS.dryRun] = String(request.dryRun === true);
   annotations[ANNOTATIONS.endpoint] = facts.endpoint;
+  annotations[ANNOTATIONS.version] = VERSION;
   if (outcome.violations !== '') annotations[ANNOTATIONS.violations] = outcome.violations;
 
   const { userInfo } = request;
@@ -186,6 +190,7 @@ export function rejectedEvent(
   event.responseStatus = { metadata: {}, status: 'Failure', ...status };
   const annotations = rulesetAnnotations(ruleset);
   annotations[ANNOTATIONS.endpoint] = facts.endpoint;
+  annotations[ANNOTATIONS.version] = VERSION;
   event.annotations = annotations;
   return event;
 }

@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { certsCommand } from './certs.js';
 import { checkCommand } from './check.js';
 import { serveCommand } from './serve.js';
+import { VERSION } from '../version.js';
 
 export async function main(argv: readonly string[]): Promise<number> {
   let exitCode = 0;
@@ -12,6 +13,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description(
       'Kubernetes admission controller: privileged pods, hostPath, registries, seccomp, cluster-admin',
     )
+    .version(VERSION, '-V, --version', 'print the version and exit')
     .exitOverride()
     .showHelpAfterError();
   program.addCommand(checkCommand((code) => (exitCode = code)));

@@ -1,7 +1,6 @@
 // The three outputs of `portcullis check`: a table for people, JSON for scripts, SARIF 2.1.0 for
 // code-scanning UIs. All three print the same decisions with the same words (core/messages.ts).
 
-import { createRequire } from 'node:module';
 import {
   CHECKS,
   denyMessage,
@@ -14,6 +13,7 @@ import {
   type FieldPath,
   type Mutation,
 } from '../core/index.js';
+import { VERSION } from '../version.js';
 
 export interface CheckResult {
   /** `<file>#<document index>`, with `.items[i]` for an item of a List. */
@@ -121,11 +121,6 @@ const LEVEL_OF_ACTION: Record<Action, 'error' | 'warning' | 'note'> = {
   audit: 'note',
 };
 
-function toolVersion(): string {
-  const pkg: unknown = createRequire(import.meta.url)('../../package.json');
-  return typeof pkg === 'object' && pkg !== null && 'version' in pkg ? String(pkg.version) : '0.0.0';
-}
-
 export function formatSarif(results: readonly CheckResult[], ruleset: CompiledRuleSet): string {
   const ruleDocs = ruleset.document.rules;
   const descriptors = [
@@ -174,7 +169,7 @@ export function formatSarif(results: readonly CheckResult[], ruleset: CompiledRu
     version: '2.1.0',
     runs: [
       {
-        tool: { driver: { name: 'portcullis', version: toolVersion(), rules: descriptors } },
+        tool: { driver: { name: 'portcullis', version: VERSION, rules: descriptors } },
         results: sarifResults,
       },
     ],

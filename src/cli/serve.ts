@@ -22,6 +22,7 @@ import { createMetrics, type Metrics } from '../server/metrics.js';
 import { RuleSetHolder } from '../server/ruleset-holder.js';
 import { createServer } from '../server/server.js';
 import { generateCertificates } from '../tls/certs.js';
+import { VERSION } from '../version.js';
 
 export interface ServeOptions {
   rules: string;
@@ -112,6 +113,7 @@ export async function runServe(options: ServeOptions): Promise<number> {
 
   const destination = pino.destination({ dest: 1, sync: true });
   const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'info' }, destination);
+  logger.info({ version: VERSION, node: process.version }, 'portcullis starting');
   const metrics = createMetrics();
   const sinks = await auditSinks(options, metrics, logger, destination);
   if (!sinks.ok) return fail([sinks.message]);

@@ -4,6 +4,7 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuditCounters } from '../audit/sink.js';
+import { VERSION } from '../version.js';
 
 export interface Metrics {
   registry: Registry;
@@ -15,9 +16,13 @@ export interface Metrics {
   auditWritten: Counter<'sink'>;
   auditDropped: Counter<'sink'>;
   rulesetLoads: Counter<'result'>;
+  /** 1 when the last RuleSet read was loaded, 0 when it was refused (the one before stays in force). */
+  rulesetLastLoadSuccess: Gauge;
   /** 1 for the hash of the RuleSet in force, so a rollout can be followed across replicas. */
   rulesetInfo: Gauge<'hash'>;
   certificateExpiry: Gauge;
+  /** 1 while /readyz would answer 200, 0 otherwise; set when /metrics is scraped. */
+  ready: Gauge;
   audit: AuditCounters;
 }
 
@@ -25,6 +30,13 @@ export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  // As Prometheus' own `prometheus_build_info`: a constant 1 whose labels say what runs.
+  new Gauge({
+    name: 'portcullis_build_info',
+    help: 'Always 1; labelled with the Portcullis version and the Node.js version running it.',
+    labelNames: ['version', 'node_version'] as const,
+    registers,
+  }).set({ version: VERSION, node_version: process.version }, 1);
   const auditWritten = new Counter({
     name: 'portcullis_audit_events_written_total',
     help: 'Audit events handed to a sink (for the webhook: accepted by the collector).',
@@ -55,7 +67,9 @@ export function createMetrics(): Metrics {
       name: 'portcullis_admission_duration_seconds',
       help: 'Time from receiving an admission request to answering it.',
       labelNames: ['endpoint'] as const,
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      // Up to the API server's largest webhook timeout (30 s), so that a p99 near the configured
+      // timeout (5 s shipped) can be seen: the PrometheusRule alerts on it.
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5, 5, 10, 30],
       registers,
     }),
     auditWritten,
@@ -64,6 +78,11 @@ export function createMetrics(): Metrics {
       name: 'portcullis_ruleset_loads_total',
       help: 'RuleSet loads, by result (success, failure). A failed load keeps the RuleSet in force.',
       labelNames: ['result'] as const,
+      registers,
+    }),
+    rulesetLastLoadSuccess: new Gauge({
+      name: 'portcullis_ruleset_last_load_success',
+      help: 'Whether the last RuleSet read was loaded (1) or refused (0, the one before stays in force).',
       registers,
     }),
     rulesetInfo: new Gauge({
@@ -75,6 +94,11 @@ export function createMetrics(): Metrics {
     certificateExpiry: new Gauge({
       name: 'portcullis_certificate_expiration_timestamp_seconds',
       help: 'When the serving certificate in use expires (Unix time); alert on it minus time().',
+      registers,
+    }),
+    ready: new Gauge({
+      name: 'portcullis_ready',
+      help: 'Whether this replica is ready (1: /readyz answers 200), as of the scrape.',
       registers,
     }),
     audit: {

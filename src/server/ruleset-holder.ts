@@ -8,10 +8,13 @@ import type { Metrics } from './metrics.js';
 
 export class RuleSetHolder {
   #current: LoadedRuleSet | undefined;
-  readonly #metrics: Pick<Metrics, 'rulesetLoads' | 'rulesetInfo'>;
+  readonly #metrics: Pick<Metrics, 'rulesetLoads' | 'rulesetInfo' | 'rulesetLastLoadSuccess'>;
 
   /** Without `initial` the server is not ready, and denies everything, until a RuleSet is set. */
-  constructor(metrics: Pick<Metrics, 'rulesetLoads' | 'rulesetInfo'>, initial?: LoadedRuleSet) {
+  constructor(
+    metrics: Pick<Metrics, 'rulesetLoads' | 'rulesetInfo' | 'rulesetLastLoadSuccess'>,
+    initial?: LoadedRuleSet,
+  ) {
     this.#metrics = metrics;
     if (initial !== undefined) this.setRuleSet(initial);
   }
@@ -31,10 +34,12 @@ export class RuleSetHolder {
 
   readonly onInvalid = (): void => {
     this.#metrics.rulesetLoads.inc({ result: 'failure' });
+    this.#metrics.rulesetLastLoadSuccess.set(0);
   };
 
   #record(loaded: LoadedRuleSet): void {
     this.#metrics.rulesetLoads.inc({ result: 'success' });
+    this.#metrics.rulesetLastLoadSuccess.set(1);
     this.#metrics.rulesetInfo.reset();
     this.#metrics.rulesetInfo.set({ hash: loaded.hash }, 1);
   }

@@ -240,7 +240,7 @@ export async function createServer(options: ServerOptions): Promise<AdmissionSer
   });
 
   app.get('/healthz', () => ({ status: 'ok' }));
-  app.get('/readyz', (_request, reply) => {
+  const notReadyReasons = (): string[] => {
     const reasons: string[] = [];
     if (closing) reasons.push('shutting down');
     if (rules.current === undefined) reasons.push('no valid RuleSet loaded');
@@ -249,6 +249,10 @@ export async function createServer(options: ServerOptions): Promise<AdmissionSer
       if (failure !== undefined) reasons.push(`admission self-check failed: ${failure}`);
     }
     if (certificate.notAfter.getTime() <= Date.now()) reasons.push('serving certificate has expired');
+    return reasons;
+  };
+  app.get('/readyz', (_request, reply) => {
+    const reasons = notReadyReasons();
     const body = {
       status: reasons.length === 0 ? 'ready' : 'not ready',
       reasons,
@@ -258,6 +262,7 @@ export async function createServer(options: ServerOptions): Promise<AdmissionSer
     return reply.code(reasons.length === 0 ? 200 : 503).send(body);
   });
   app.get('/metrics', async (_request, reply) => {
+    metrics.ready.set(notReadyReasons().length === 0 ? 1 : 0);
     const text = await metrics.registry.metrics();
     return reply.type(metrics.registry.contentType).send(text);
   });

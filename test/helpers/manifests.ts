@@ -5,11 +5,18 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isRecord, renderManifests, REPO_ROOT, type KubeObject } from './webhooks.js';
+import {
+  alternateRender,
+  isRecord,
+  renderManifests,
+  REPO_ROOT,
+  type KubeObject,
+  type OverlayCerts,
+} from './webhooks.js';
 
 export { isRecord, renderManifests, REPO_ROOT, type KubeObject };
 
-export type CertFiles = Record<'ca.crt' | 'tls.crt' | 'tls.key', string>;
+export type CertFiles = OverlayCerts;
 
 /** Stand-ins: kustomize only base64-encodes the files, it never parses them. */
 export const PLACEHOLDER_CERTS: CertFiles = {
@@ -28,6 +35,8 @@ export function renderInScratchTree(
   certs: CertFiles = PLACEHOLDER_CERTS,
   extra: Record<string, string> = {},
 ): KubeObject[] {
+  const alternate = alternateRender(join(REPO_ROOT, 'manifests', overlay), certs, extra);
+  if (alternate !== undefined) return alternate;
   const root = mkdtempSync(join(tmpdir(), 'portcullis-manifests-'));
   try {
     cpSync(join(REPO_ROOT, 'manifests'), join(root, 'manifests'), { recursive: true });
@@ -63,6 +72,8 @@ export function describe(o: KubeObject): string {
 export const NO_SCHEMA_KINDS: ReadonlySet<string> = new Set([
   'cert-manager.io/v1 Issuer',
   'cert-manager.io/v1 Certificate',
+  'monitoring.coreos.com/v1 ServiceMonitor',
+  'monitoring.coreos.com/v1 PrometheusRule',
 ]);
 
 interface ModelClass {

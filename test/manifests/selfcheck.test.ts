@@ -17,6 +17,7 @@ import {
   REPO_ROOT,
   type KubeObject,
 } from '../helpers/manifests.js';
+import { equivalentValues, findHelm, renderChart, skipWithout } from '../helpers/chart.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'portcullis-selfcheck-'));
 t.teardown(() => {
@@ -47,6 +48,39 @@ const renders: Record<string, () => KubeObject[]> = {
       'pin/kustomization.yaml': `resources: [../manifests]\nimages:\n  - name: ghcr.io/portcullis/portcullis\n    digest: sha256:${'ab'.repeat(32)}\n`,
     }),
 };
+
+// The Helm chart's renders too (skipped, saying why, when helm is not built).
+const helmSkip = skipWithout(findHelm());
+const chartRenders: Record<string, () => KubeObject[]> = {
+  'the chart, certificates from portcullis certs': () =>
+    renderChart(equivalentValues('overlays/portcullis-certs', PLACEHOLDER_CERTS)),
+  'the chart, cert-manager, monitoring on': () =>
+    renderChart({
+      certificates: { source: 'cert-manager' },
+      monitoring: {
+        serviceMonitor: { enabled: true },
+        prometheusRule: { enabled: true },
+        grafanaDashboard: { enabled: true },
+      },
+    }),
+  'the chart, image pinned by digest, audit sinks set': () =>
+    renderChart({
+      ...equivalentValues('', PLACEHOLDER_CERTS),
+      image: { digest: `sha256:${'ab'.repeat(32)}` },
+      audit: {
+        webhook: { url: 'https://audit.example/events', ca: 'PEM' },
+        file: { path: '/var/log/portcullis/audit.log' },
+      },
+    }),
+};
+
+for (const [name, render] of Object.entries(chartRenders)) {
+  t.test(`${name} passes the default rules`, helmSkip, async (t) => {
+    const run = check(name.replace(/\W+/g, '-'), render());
+    t.equal(run.status, 0, run.output);
+    t.match(run.output, /objects? checked: 0 denied/);
+  });
+}
 
 for (const [name, render] of Object.entries(renders)) {
   t.test(`${name} passes the default rules`, async (t) => {

@@ -3,6 +3,7 @@
 
 import jsonPatch, { type Operation } from 'fast-json-patch';
 import t from 'tap';
+import { PACKAGE_VERSION } from '../helpers/package.js';
 import {
   admissionResponse,
   localhostCertificates,
@@ -298,6 +299,17 @@ t.test('health, readiness and metrics', async (t) => {
   t.match(metrics.text, /portcullis_ruleset_loads_total\{result="success"\} \d+/);
   t.match(metrics.text, `portcullis_ruleset_info{hash="${currentHash(srv.rules)}"} 1`);
   t.match(metrics.text, /portcullis_certificate_expiration_timestamp_seconds \d+/);
+  t.match(
+    metrics.text,
+    `portcullis_build_info{version="${PACKAGE_VERSION}",node_version="${process.version}"} 1`,
+  );
+  t.match(metrics.text, /^portcullis_ready 1$/m, 'ready, as /readyz said');
+  t.match(metrics.text, /^portcullis_ruleset_last_load_success 1$/m);
+  t.match(
+    metrics.text,
+    /portcullis_admission_duration_seconds_bucket\{le="30",endpoint="validate"\} \d+/,
+    'buckets up to the API server’s largest timeout',
+  );
   t.notMatch(
     metrics.text,
     /shop|bob|replicaset-controller/,
@@ -309,7 +321,10 @@ t.test('a RuleSet that failed to load is counted, and the one in force stays', a
   const before = srv.rules.current;
   srv.rules.onInvalid();
   t.equal(srv.rules.current, before);
-  t.match((await srv.request('/metrics')).text, 'portcullis_ruleset_loads_total{result="failure"} 1');
+  const text = (await srv.request('/metrics')).text;
+  t.match(text, 'portcullis_ruleset_loads_total{result="failure"} 1');
+  t.match(text, /^portcullis_ruleset_last_load_success 0$/m, 'the last load was refused');
+  t.match(text, /^portcullis_ready 1$/m, 'and the replica stays ready on the RuleSet before');
 });
 
 t.test('one audit event per answer, for every answer', async (t) => {

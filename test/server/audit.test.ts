@@ -14,6 +14,7 @@ import { JsonLinesSink } from '../../src/audit/sink.js';
 import { WebhookSink, type WebhookSinkOptions } from '../../src/audit/webhook.js';
 import { createMetrics, type Metrics } from '../../src/server/metrics.js';
 import { captureLog } from '../helpers/log.js';
+import { PACKAGE_VERSION } from '../helpers/package.js';
 import { currentHash, localhostCertificates, podCreateReview, startServer } from '../helpers/server.js';
 
 const certificates = await localhostCertificates();
@@ -95,6 +96,7 @@ t.test(
           'portcullis.io/ruleset-hash': currentHash(srv.rules),
           'portcullis.io/dry-run': 'false',
           'portcullis.io/endpoint': 'validate',
+          'portcullis.io/version': PACKAGE_VERSION,
           'portcullis.io/violations': 'require-seccomp=deny',
         },
       },
@@ -121,7 +123,12 @@ t.test(
       allow?.annotations['portcullis.io/violations'],
       'no violations annotation when nothing was violated',
     );
-    t.match(invalid, { verb: 'post', user: {}, responseStatus: { code: 400 } });
+    t.match(invalid, {
+      verb: 'post',
+      user: {},
+      responseStatus: { code: 400 },
+      annotations: { 'portcullis.io/version': PACKAGE_VERSION },
+    });
     t.notOk(invalid?.objectRef);
   },
 );
