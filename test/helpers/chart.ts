@@ -3,7 +3,7 @@
 // values that must install the same objects) and a diff that names the object and field that differ.
 //
 // helm is built from its Go module by test/e2e/build-tools.sh and cached outside the repo; tests that
-// need it skip, saying how to build it, unless PORTCULLIS_HELM_REQUIRED=1 (CI sets it) makes a missing
+// need it skip, saying how to build it, unless PORTCULLIS_TOOLS_REQUIRED=1 (CI sets it) makes a missing
 // helm a failure.
 
 import { execFileSync } from 'node:child_process';
@@ -65,8 +65,8 @@ export const findPromtool = (): Tool => findTool('promtool', 'PROMETHEUS_VERSION
 /** `{ skip: reason }` for a tap test when the tool is missing, unless CI requires it. */
 export function skipWithout(tool: Tool): { skip?: string } {
   if ('path' in tool) return {};
-  if (process.env['PORTCULLIS_HELM_REQUIRED'] === '1') {
-    throw new Error(`PORTCULLIS_HELM_REQUIRED=1 but ${tool.missing}`);
+  if (process.env['PORTCULLIS_TOOLS_REQUIRED'] === '1') {
+    throw new Error(`PORTCULLIS_TOOLS_REQUIRED=1 but ${tool.missing}`);
   }
   return { skip: tool.missing };
 }

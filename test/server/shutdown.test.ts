@@ -20,6 +20,7 @@ import {
   startServer,
   type Reply,
 } from '../helpers/server.js';
+import { PACKAGE_VERSION } from '../helpers/package.js';
 
 const until = async (what: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> => {
   const end = Date.now() + ms;
@@ -147,6 +148,14 @@ t.test('serve: SIGTERM with requests in flight answers them, flushes the audit l
     .split('\n')
     .filter((l) => l.includes('"msg":"listening"'))
     .map((l) => JSON.parse(l) as { port: number })[0];
+  const starting: unknown = JSON.parse(
+    stdout.split('\n').find((l) => l.includes('"msg":"portcullis starting"')) ?? '{}',
+  );
+  t.match(
+    starting,
+    { version: PACKAGE_VERSION, node: process.version },
+    'the first log line names the version',
+  );
   const caFile = /its CA is (\S+)/.exec(stderr)?.[1];
   t.ok(caFile, 'the CA file is printed');
   const ca = await readFile(caFile ?? '', 'utf8');
