@@ -250,6 +250,21 @@ const valueCases: { name: string; values: ChartValues; expect: string[] }[] = [
     ].sort(),
   },
   {
+    name: 'clientCA: --client-ca and each --client-name, the CA in a ConfigMap mounted read-only',
+    values: { clientCA: { ca: 'PEM', allowedNames: ['kube-apiserver', 'apiserver.example'] } },
+    expect: [
+      `${CONTAINER}.args[9]: default (absent), set "--client-ca"`,
+      `${CONTAINER}.args[10]: default (absent), set "/etc/portcullis/client-ca/ca.crt"`,
+      `${CONTAINER}.args[11]: default (absent), set "--client-name"`,
+      `${CONTAINER}.args[12]: default (absent), set "kube-apiserver"`,
+      `${CONTAINER}.args[13]: default (absent), set "--client-name"`,
+      `${CONTAINER}.args[14]: default (absent), set "apiserver.example"`,
+      `${CONTAINER}.volumeMounts[2]: default (absent), set {"name":"client-ca","mountPath":"/etc/portcullis/client-ca","readOnly":true}`,
+      `${DEPLOYMENT}: spec.template.spec.volumes[2]: default (absent), set {"name":"client-ca","configMap":{"name":"portcullis-client-ca"}}`,
+      'v1 ConfigMap portcullis/portcullis-client-ca: only in set',
+    ],
+  },
+  {
     name: 'audit.file: the flag and a volume for its directory',
     values: { audit: { file: { path: '/var/log/portcullis/audit.log' } } },
     expect: [
@@ -372,6 +387,11 @@ const refusals: { name: string; values: ChartValues; message: string | RegExp }[
     values: { ...BASE_VALUES, webhooks: { url: 'https://127.0.0.1:8443/validate' } },
     message:
       'webhooks.url must be an https origin without a path (each webhook adds its own): https://127.0.0.1:8443/validate',
+  },
+  {
+    name: 'client names without a client CA',
+    values: { ...BASE_VALUES, clientCA: { allowedNames: ['kube-apiserver'] } },
+    message: 'clientCA.allowedNames goes with clientCA.ca',
   },
   {
     name: 'an audit CA without an audit webhook',
