@@ -7,25 +7,31 @@ import { Ajv, type ErrorObject } from 'ajv';
 import type { PatchOperation } from './mutate.js';
 import { readObject } from './read.js';
 import type { ReadResult, Target } from './target.js';
-import type { AdmissionRequest, EvaluationContext, FieldPath } from './types.js';
+import type { AdmissionRequest, DenyReason, EvaluationContext, FieldPath } from './types.js';
 import { compareKubeVersions, LATEST, type KubeVersion } from './version.js';
 
 /** One offending field, before the engine adds the rule name and action. */
 export interface Finding {
   path: FieldPath;
   message: string;
+  /** The status reason of a deny (default Forbidden). */
+  reason?: DenyReason;
 }
 
 /** A problem in a rule's params, with its path relative to `params`. */
 export interface ParamIssue {
   path: FieldPath;
   message: string;
+  /** Where in the field's text (a CEL expression), from 1. */
+  position?: { line: number; column: number };
 }
 
 /** What a check may know about the request besides its view: the request itself and the caller's facts. */
 export interface CheckInput {
   request: AdmissionRequest;
   context: EvaluationContext;
+  /** Records an audit annotation for this request under the rule's name (`cel` auditAnnotations). */
+  annotate?: (key: string, value: string) => void;
 }
 
 export type Evaluator<V> = (view: V, input: CheckInput) => Finding[];

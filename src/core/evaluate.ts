@@ -1,6 +1,7 @@
 // evaluate(request, ruleset) -> decision. The one judgement path: the webhook, the CLI and the
 // ConfigMap self-check all call this, so they cannot disagree. No I/O, no clock, no logging.
 
+import type { CheckInput } from './check.js';
 import type { CompiledRule, CompiledRuleSet } from './ruleset.js';
 import type { AdmissionRequest, Decision, EvaluationContext, SkipReason, Violation } from './types.js';
 
@@ -68,8 +69,16 @@ export function evaluate(
   }
 
   const violations: Violation[] = [];
-  const input = { request, context };
+  let auditAnnotations: Record<string, string> | undefined;
   for (const rule of judged) {
+    const input: CheckInput = {
+      request,
+      context,
+      annotate: (key, value) => {
+        auditAnnotations ??= {};
+        auditAnnotations[`${rule.name}.${key}`] = value;
+      },
+    };
     let result;
     try {
       result = rule.compiled.run(input);
@@ -91,5 +100,10 @@ export function evaluate(
       violations.push({ rule: rule.name, check: rule.check, action: rule.action, ...finding });
     }
   }
-  return { allowed: !violations.some((v) => v.action === 'deny'), violations, rulesApplied };
+  return {
+    allowed: !violations.some((v) => v.action === 'deny'),
+    violations,
+    rulesApplied,
+    ...(auditAnnotations === undefined ? {} : { auditAnnotations }),
+  };
 }

@@ -87,12 +87,18 @@ export interface CompiledRuleSet {
 export interface RuleSetError {
   path: FieldPath;
   message: string;
+  /** Line and column inside the field's text, for a CEL expression. */
+  position?: { line: number; column: number };
 }
 
-/** `rules[2].check: unknown check "privilegd"`. */
+/**
+ * `rules[2].check: unknown check "privilegd"`; with a position inside the field's text, cel-go's
+ * form: `rules[3].params.validations[0].expression:1:17: undeclared reference to 'objet'`.
+ */
 export function formatRuleSetError(error: RuleSetError): string {
   const field = formatFieldPath(error.path);
-  return field === '' ? error.message : `${field}: ${error.message}`;
+  const at = error.position === undefined ? '' : `:${error.position.line}:${error.position.column}`;
+  return field === '' ? error.message : `${field}${at}: ${error.message}`;
 }
 
 const validateEnvelope = new Ajv({ allErrors: true, strict: true }).compile<RuleSetDocument>(RULESET_SCHEMA);
@@ -128,7 +134,11 @@ export function compileRuleSet(
     const result = check.compileParams(rule.params);
     if (!result.ok) {
       for (const issue of result.issues)
-        errors.push({ path: ['rules', i, 'params', ...issue.path], message: issue.message });
+        errors.push({
+          path: ['rules', i, 'params', ...issue.path],
+          message: issue.message,
+          ...(issue.position === undefined ? {} : { position: issue.position }),
+        });
       return;
     }
     const include = compileGlobs(rule.namespaces ?? ['*']);

@@ -51,7 +51,17 @@ export interface AdmissionRequest {
 export interface EvaluationContext {
   /** The time of the decision. */
   now?: Date;
+  /**
+   * Namespace objects by name, as the API server stores them: a `cel` rule's `namespaceObject` and
+   * `namespaceSelector` read them (serve: from a watch on Namespaces; check: those in its input).
+   * A namespace missing here is `null` to CEL, and only its `kubernetes.io/metadata.name` label is
+   * known to a namespaceSelector.
+   */
+  namespaces?: ReadonlyMap<string, unknown>;
 }
+
+/** A deny's HTTP status reason, as a ValidatingAdmissionPolicy validation names it. */
+export type DenyReason = 'Unauthorized' | 'Forbidden' | 'Invalid' | 'RequestEntityTooLarge';
 
 /** A path into the admitted object, e.g. ['spec', 'containers', 0, 'image']. */
 export type FieldPath = readonly (string | number)[];
@@ -72,6 +82,8 @@ export interface Violation {
    * denied whatever its action, and the message says why.
    */
   error?: true;
+  /** The status reason a deny answers with (default Forbidden); `cel` validations set it. */
+  reason?: DenyReason;
 }
 
 /** Why a request was allowed without running the rules. */
@@ -91,4 +103,6 @@ export interface Decision {
   malformed?: { path: FieldPath; message: string };
   /** Names of the rules whose scope included this request. */
   rulesApplied: string[];
+  /** `<rule>.<key>` → value: what `cel` rules' auditAnnotations recorded for this request. */
+  auditAnnotations?: Record<string, string>;
 }

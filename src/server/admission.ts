@@ -13,12 +13,13 @@ import {
   warnings,
   type AdmissionRequest,
   type Decision,
+  type DenyReason,
 } from '../core/index.js';
 
 export interface AdmissionResponse {
   uid: string;
   allowed: boolean;
-  status?: { code: number; message: string };
+  status?: { code: number; message: string; reason?: string };
   warnings?: string[];
   patchType?: 'JSONPatch';
   patch?: string;
@@ -92,9 +93,9 @@ export function validateReview(review: AdmissionReview, judge: Judge): Answer {
   const response: AdmissionResponse = {
     uid: review.request.uid,
     allowed: decision.allowed,
-    ...(message === undefined ? {} : { status: { code: 403, message } }),
+    ...(message === undefined ? {} : { status: { ...denyStatus(decision), message } }),
     ...(warned.length === 0 ? {} : { warnings: warned }),
-    auditAnnotations: annotations(verdict, rules, judge.loaded?.hash),
+    auditAnnotations: { ...decision.auditAnnotations, ...annotations(verdict, rules, judge.loaded?.hash) },
   };
   return {
     review: { apiVersion: review.apiVersion, kind: review.kind, response },
@@ -125,6 +126,19 @@ export function mutateReview(review: AdmissionReview, judge: Judge): Answer {
     decision: 'allow',
     rules,
   };
+}
+
+const STATUS_CODES: Readonly<Record<DenyReason, number>> = {
+  Unauthorized: 401,
+  Forbidden: 403,
+  Invalid: 422,
+  RequestEntityTooLarge: 413,
+};
+
+/** The first denying violation's reason (a `cel` validation's), as a VAP answers; else a plain 403. */
+function denyStatus(decision: Decision): { code: number; reason?: DenyReason } {
+  const reason = decision.violations.find((v) => v.action === 'deny')?.reason;
+  return reason === undefined ? { code: 403 } : { code: STATUS_CODES[reason], reason };
 }
 
 export function formatRules(rules: readonly { rule: string; action: string }[]): string {

@@ -93,7 +93,14 @@ const ANSWER_SCHEMA = {
         properties: {
           uid: { type: 'string' },
           allowed: { type: 'boolean' },
-          status: { type: 'object', properties: { code: { type: 'integer' }, message: { type: 'string' } } },
+          status: {
+            type: 'object',
+            properties: {
+              code: { type: 'integer' },
+              message: { type: 'string' },
+              reason: { type: 'string' },
+            },
+          },
           warnings: { type: 'array', items: { type: 'string' } },
           patchType: { type: 'string' },
           patch: { type: 'string' },

@@ -5,6 +5,7 @@ import type { CheckDefinition } from '../check.js';
 import { allowPrivilegeEscalation } from './allowPrivilegeEscalation.js';
 import { appArmor } from './appArmor.js';
 import { capabilities } from './capabilities.js';
+import { cel } from './cel.js';
 import { clusterAdminBinding } from './clusterAdminBinding.js';
 import { hostNamespaces } from './hostNamespaces.js';
 import { hostPath } from './hostPath.js';
@@ -31,5 +32,6 @@ export const CHECKS: ReadonlyMap<string, CheckDefinition> = new Map(
     runAsUser,
     appArmor,
     seLinux,
+    cel,
   ].map((c) => [c.id, c]),
 );
