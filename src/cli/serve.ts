@@ -16,7 +16,7 @@ import { JsonLinesSink, type AuditSink } from '../audit/sink.js';
 import { WebhookSink } from '../audit/webhook.js';
 import { parseConfigMapRef, type ConfigMapRef } from '../config/rules-configmap.js';
 import { watchRulesFile, type RulesWatch } from '../config/rules-file-watch.js';
-import { DEFAULT_RULES_PATH } from '../config/ruleset-source.js';
+import { DEFAULT_RULES_PATH, type LoadedRuleSet } from '../config/ruleset-source.js';
 import { checkPair, readPair, type ServingCertificate } from '../server/certificates.js';
 import { createMetrics, type Metrics } from '../server/metrics.js';
 import { RuleSetHolder } from '../server/ruleset-holder.js';
@@ -29,6 +29,8 @@ export interface ServeOptions {
   /** `--rules-configmap`, as commander names it. */
   rulesConfigmap?: ConfigMapRef;
   kubeconfig?: string;
+  /** `--webhook-configuration`: the ValidatingWebhookConfiguration whose cel webhook follows the rules. */
+  webhookConfiguration?: string;
   tlsCert?: string;
   tlsKey?: string;
   port: number;
@@ -61,6 +63,10 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
         '--kubeconfig <file>',
         "with --rules-configmap: cluster credentials (default: in-cluster, then kubectl's)",
       )
+      .option(
+        '--webhook-configuration <name>',
+        "with --rules-configmap: keep the rules of this ValidatingWebhookConfiguration's custom.portcullis.io webhook in step with the cel rules in force",
+      )
       .option('--tls-cert <file>', 'serving certificate (PEM), watched for rotation; with --tls-key')
       .option('--tls-key <file>', 'its private key (PEM)')
       .option('--port <n>', 'port to listen on', port, 8443)
@@ -84,6 +90,9 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
         }
         if (options.kubeconfig !== undefined && options.rulesConfigmap === undefined) {
           command.error('--kubeconfig goes with --rules-configmap', { exitCode: 2 });
+        }
+        if (options.webhookConfiguration !== undefined && options.rulesConfigmap === undefined) {
+          command.error('--webhook-configuration goes with --rules-configmap', { exitCode: 2 });
         }
         setExitCode(await runServe(options));
       })
@@ -127,6 +136,7 @@ export async function runServe(options: ServeOptions): Promise<number> {
   const server = await createServer({
     rules,
     ...(options.rulesConfigmap === undefined ? {} : { rulesConfigMap: options.rulesConfigmap }),
+    ...(watch.namespaces === undefined ? {} : { namespaces: watch.namespaces }),
     certificate: certificate.certificate,
     ...(options.tlsCert !== undefined && options.tlsKey !== undefined
       ? { certificateFiles: { cert: options.tlsCert, key: options.tlsKey } }
@@ -167,14 +177,17 @@ async function watchRules(
   options: ServeOptions,
   rules: RuleSetHolder,
   logger: Logger,
-): Promise<{ ok: true; watch: RulesWatch } | { ok: false; message: string }> {
-  const listener = { onRuleSet: rules.onRuleSet, onInvalid: rules.onInvalid };
+): Promise<
+  { ok: true; watch: RulesWatch; namespaces?: ReadonlyMap<string, unknown> } | { ok: false; message: string }
+> {
   if (options.rulesConfigmap === undefined) {
+    const listener = { onRuleSet: rules.onRuleSet, onInvalid: rules.onInvalid };
     return { ok: true, watch: await watchRulesFile({ path: options.rules, log: logger, ...listener }) };
   }
   // Loaded only here: @kubernetes/client-node takes ~0.6 s to import, which every `check` and
   // every `serve --rules` would otherwise pay at start.
   const { loadKubeConfig, watchRulesConfigMap } = await import('../config/rules-configmap-watch.js');
+  const { syncWebhookRules, watchNamespaces } = await import('../config/cel-cluster.js');
   let kubeConfig: KubeConfig;
   try {
     kubeConfig = loadKubeConfig(options.kubeconfig);
@@ -184,8 +197,31 @@ async function watchRules(
       message: `cannot load cluster credentials${options.kubeconfig === undefined ? '' : ` from ${options.kubeconfig}`}: ${err instanceof Error ? err.message : String(err)}`,
     };
   }
-  const watch = watchRulesConfigMap({ ref: options.rulesConfigmap, kubeConfig, log: logger, ...listener });
-  return { ok: true, watch };
+  const sync =
+    options.webhookConfiguration === undefined
+      ? undefined
+      : syncWebhookRules(kubeConfig, options.webhookConfiguration, logger);
+  const listener = {
+    onRuleSet: (loaded: LoadedRuleSet) => {
+      rules.onRuleSet(loaded);
+      sync?.update(loaded.ruleset);
+    },
+    onInvalid: rules.onInvalid,
+  };
+  const namespaceWatch = watchNamespaces(kubeConfig, logger);
+  const configMapWatch = watchRulesConfigMap({
+    ref: options.rulesConfigmap,
+    kubeConfig,
+    log: logger,
+    ...listener,
+  });
+  const watch: RulesWatch = {
+    async stop() {
+      sync?.stop();
+      await Promise.all([configMapWatch.stop(), namespaceWatch.stop()]);
+    },
+  };
+  return { ok: true, watch, namespaces: namespaceWatch.namespaces };
 }
 
 type CertificateResult = { ok: true; certificate: ServingCertificate } | { ok: false; message: string };

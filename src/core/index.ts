@@ -11,6 +11,8 @@ export { applyMutation, mutate, type Mutation, type PatchOperation } from './mut
 export { POD_TARGET, POD_TEMPLATE_KINDS } from './pod.js';
 export { mutationCondition } from './webhook-conditions.js';
 export { BINDING_TARGET } from './rbac.js';
+export { celWebhookRules, type WebhookRule } from './cel/webhook.js';
+export { CEL_TARGET } from './cel/target.js';
 export type { Target } from './target.js';
 export { LATEST, parseKubeVersion, type KubeVersion } from './version.js';
 export { isObject } from './read.js';

@@ -57,6 +57,8 @@ export interface Judge {
   loaded: LoadedRuleSet | undefined;
   /** `serve --rules-configmap`: edits of that ConfigMap are judged by the RuleSet they carry. */
   rulesConfigMap?: ConfigMapRef | undefined;
+  /** Namespace objects by name (serve's watch), for `cel` rules' namespaceObject and namespaceSelector. */
+  namespaces?: ReadonlyMap<string, unknown> | undefined;
 }
 
 /** Fails closed: without a RuleSet nothing is known to be safe, so only the fix itself gets in. */
@@ -81,7 +83,11 @@ function decide(request: AdmissionRequest, judge: Judge): Decision {
       rulesApplied: [],
     };
   }
-  return evaluate(request, judge.loaded.ruleset);
+  return evaluate(
+    request,
+    judge.loaded.ruleset,
+    judge.namespaces === undefined ? {} : { namespaces: judge.namespaces },
+  );
 }
 
 export function validateReview(review: AdmissionReview, judge: Judge): Answer {

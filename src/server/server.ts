@@ -45,6 +45,8 @@ export interface ServerOptions {
   rules: RuleSetHolder;
   /** `serve --rules-configmap`: /validate judges edits of that ConfigMap by the RuleSet they carry. */
   rulesConfigMap?: ConfigMapRef;
+  /** Namespace objects by name, kept current by a watch (`cel` rules read them). */
+  namespaces?: ReadonlyMap<string, unknown>;
   certificate: ServingCertificate;
   /** Watched for rotation when given; a pair given only in memory is served as is. */
   certificateFiles?: CertificateFiles;
@@ -213,7 +215,11 @@ export async function createServer(options: ServerOptions): Promise<AdmissionSer
       if (!parsed.ok) throw new RequestError(400, 'PORTCULLIS_ERR_INVALID_REVIEW', parsed.message);
       // Read once: a RuleSet swapped in meanwhile applies from the next request on.
       const loaded = rules.current;
-      const result: Answer = answer(parsed.review, { loaded, rulesConfigMap: options.rulesConfigMap });
+      const result: Answer = answer(parsed.review, {
+        loaded,
+        rulesConfigMap: options.rulesConfigMap,
+        namespaces: options.namespaces,
+      });
       const completedAt = clock();
       // Enqueued before the answer leaves, so no answer is ever sent without its event.
       audit(

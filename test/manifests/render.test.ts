@@ -48,6 +48,8 @@ const idOf = (o: KubeObject): string => `${o.kind} ${String(record(o['metadata']
 
 t.test('the base renders exactly the objects Portcullis needs, in namespace portcullis', async (t) => {
   t.same(base.map(idOf).sort(), [
+    'ClusterRole portcullis',
+    'ClusterRoleBinding portcullis',
     'ConfigMap portcullis-rules',
     'Deployment portcullis',
     'MutatingWebhookConfiguration portcullis',
@@ -61,6 +63,8 @@ t.test('the base renders exactly the objects Portcullis needs, in namespace port
     'ValidatingWebhookConfiguration portcullis',
   ]);
   const clusterScoped = new Set([
+    'ClusterRole',
+    'ClusterRoleBinding',
     'Namespace',
     'ValidatingWebhookConfiguration',
     'MutatingWebhookConfiguration',
@@ -197,7 +201,7 @@ t.test('overlays/portcullis-certs puts the certs in the Secret and ca.crt in eve
       t.equal(at(webhook, 'clientConfig', 'caBundle'), caBundle, `${config.kind} ${String(webhook['name'])}`);
     }
   }
-  t.equal(webhooks, 3);
+  t.equal(webhooks, 4);
 });
 
 t.test('the certs/ directory of overlays/portcullis-certs is git-ignored (it holds the keys)', async (t) => {
@@ -216,6 +220,8 @@ t.test('overlays/local-url points every webhook at 127.0.0.1 and runs nothing in
   const objects = renderInScratchTree('overlays/local-url').map(unfoldBase64);
   await assertSchemas(t, objects);
   t.same(objects.map(idOf).sort(), [
+    'ClusterRole portcullis',
+    'ClusterRoleBinding portcullis',
     'ConfigMap portcullis-rules',
     'MutatingWebhookConfiguration portcullis',
     'Namespace portcullis',

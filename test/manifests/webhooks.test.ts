@@ -64,7 +64,7 @@ const both = (group: string, resource: string) => [
 ];
 
 t.test('every webhook: v1 only, no side effects, ≤ 5 s, fails closed, equivalent versions', async (t) => {
-  t.equal(all.length, 3);
+  t.equal(all.length, 4);
   for (const { config, webhook } of all) {
     const name = `${config} ${String(webhook['name'])}`;
     t.same(webhook['admissionReviewVersions'], ['v1'], `${name}: admissionReviewVersions`);

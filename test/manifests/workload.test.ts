@@ -34,12 +34,41 @@ const renders: Record<string, KubeObject[]> = {
   'overlays/local-url': renderInScratchTree('overlays/local-url'),
 };
 
-t.test('nothing cluster-wide in any render: no ClusterRole, no ClusterRoleBinding', async (t) => {
-  for (const [name, objects] of Object.entries(renders)) {
-    const clusterWide = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding');
-    t.same(clusterWide.map(describe), [], name);
-  }
-});
+t.test(
+  'cluster-wide, in every render: only the ClusterRole cel rules need, bound to the ServiceAccount',
+  async (t) => {
+    for (const [name, objects] of Object.entries(renders)) {
+      const clusterWide = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding');
+      t.same(
+        clusterWide.map(describe).sort(),
+        [
+          'rbac.authorization.k8s.io/v1 ClusterRole portcullis',
+          'rbac.authorization.k8s.io/v1 ClusterRoleBinding portcullis',
+        ],
+        name,
+      );
+    }
+    const validating = only(base, 'ValidatingWebhookConfiguration');
+    t.same(only(base, 'ClusterRole')['rules'], [
+      // Read only: the labels and fields of Namespaces, for namespaceObject and namespaceSelector.
+      { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
+      // Its own webhook configuration, by name; never create or delete, never another one.
+      {
+        apiGroups: ['admissionregistration.k8s.io'],
+        resources: ['validatingwebhookconfigurations'],
+        resourceNames: [at(validating, 'metadata', 'name')],
+        verbs: ['get', 'patch'],
+      },
+    ]);
+    const binding = only(base, 'ClusterRoleBinding');
+    t.same(binding['roleRef'], {
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'ClusterRole',
+      name: 'portcullis',
+    });
+    t.same(binding['subjects'], [{ kind: 'ServiceAccount', name: 'portcullis', namespace: 'portcullis' }]);
+  },
+);
 
 t.test('the Role grants its one ConfigMap by name and Events, nothing else', async (t) => {
   const role = only(base, 'Role');
@@ -145,6 +174,8 @@ t.test(
       'serve',
       '--rules-configmap',
       configMap,
+      '--webhook-configuration',
+      String(at(only(base, 'ValidatingWebhookConfiguration'), 'metadata', 'name')),
       '--tls-cert',
       '/tls/tls.crt',
       '--tls-key',

@@ -258,6 +258,14 @@ function compilePolicy(params: Params): { policy: CompiledPolicy; issues: ParamI
   };
 }
 
+// The matchConstraints of each compiled rule, by its params: what the webhook must send (webhook.ts).
+const constraintsOfParams = new WeakMap<object, MatchConstraints>();
+
+/** The matchConstraints of a compiled `cel` rule's params; undefined for any other value. */
+export function celMatchConstraints(params: unknown): MatchConstraints | undefined {
+  return typeof params === 'object' && params !== null ? constraintsOfParams.get(params) : undefined;
+}
+
 // Namespace objects come from a watch and live long; their CEL form is made once per object.
 const celNamespaces = new WeakMap<object, unknown>();
 
@@ -390,6 +398,7 @@ export const cel = defineCheck<Params, CelView>({
       minimumVersion: 'v1.0',
       compile: (params) => {
         const policy = compiledPolicies.get(params) ?? compilePolicy(params).policy;
+        constraintsOfParams.set(params, params.matchConstraints);
         const paramsValue = params.paramsObject === undefined ? null : toCel(params.paramsObject);
         const ignore = params.failurePolicy === 'Ignore';
         return (view, input): Finding[] => {
