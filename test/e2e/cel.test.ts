@@ -229,9 +229,9 @@ async function suite(t: Test, binaries: Binaries): Promise<void> {
   const workdir = mkdtempSync(join(tmpdir(), 'portcullis-e2e-cel-'));
   const serverPidFile = join(workdir, 'portcullis.pid');
   const watchdog = startWatchdog(workdir, serverPidFile);
-  let server: PortcullisServer | undefined;
+  const servers: PortcullisServer[] = [];
   t.teardown(async () => {
-    await server?.stop();
+    await Promise.all(servers.map((s) => s.stop()));
     await Cluster.stop(workdir);
     if (watchdog.pid !== undefined) process.kill(-watchdog.pid, 'SIGTERM');
     if (t.passing()) rmSync(workdir, { recursive: true, force: true });
@@ -269,7 +269,7 @@ async function suite(t: Test, binaries: Binaries): Promise<void> {
   // The shipped RBAC (ClusterRole included), namespace and ServiceAccount; not the Deployment.
   const shipped = renderManifests().filter((o) =>
     ['Namespace', 'ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding'].includes(
-      String(o['kind']),
+      o['kind'],
     ),
   );
   await must(
@@ -347,7 +347,7 @@ async function suite(t: Test, binaries: Binaries): Promise<void> {
   const validatingName =
     webhookConfigs.find((c) => c.kind === 'ValidatingWebhookConfiguration')?.metadata.name ?? '';
 
-  server = PortcullisServer.start(
+  const server = PortcullisServer.start(
     [
       '--rules-configmap', 'portcullis/portcullis-rules', '--kubeconfig', saKubeconfig,
       '--webhook-configuration', validatingName,
@@ -358,6 +358,7 @@ async function suite(t: Test, binaries: Binaries): Promise<void> {
     join(workdir, 'portcullis.log'),
     serverPidFile,
   );
+  servers.push(server);
   t.ok(await server.ready(caPem, 20_000), 'serve is ready as the portcullis ServiceAccount', {
     log: readFileSync(join(workdir, 'portcullis.log'), 'utf8').slice(-3000),
   });
