@@ -170,7 +170,12 @@ const VALIDATING = 'admissionregistration.k8s.io/v1 ValidatingWebhookConfigurati
 const MUTATING = 'admissionregistration.k8s.io/v1 MutatingWebhookConfiguration portcullis';
 const ROLE = 'rbac.authorization.k8s.io/v1 Role portcullis/portcullis';
 const RULES = 'v1 ConfigMap portcullis/portcullis-rules';
-const ALL_WEBHOOKS = [`${MUTATING}: webhooks[0]`, `${VALIDATING}: webhooks[0]`, `${VALIDATING}: webhooks[1]`];
+const ALL_WEBHOOKS = [
+  `${MUTATING}: webhooks[0]`,
+  `${VALIDATING}: webhooks[0]`,
+  `${VALIDATING}: webhooks[1]`,
+  `${VALIDATING}: webhooks[2]`,
+];
 
 const valueCases: { name: string; values: ChartValues; expect: string[] }[] = [
   { name: 'replicas', values: { replicas: 3 }, expect: [`${DEPLOYMENT}: spec.replicas: default 2, set 3`] },
@@ -210,7 +215,7 @@ const valueCases: { name: string; values: ChartValues; expect: string[] }[] = [
   {
     name: 'webhooks.excludedNamespaces (the rules webhook keeps its own namespace)',
     values: { webhooks: { excludedNamespaces: ['kube-system', 'tigera-operator'] } },
-    expect: [`${MUTATING}: webhooks[0]`, `${VALIDATING}: webhooks[0]`].map(
+    expect: [`${MUTATING}: webhooks[0]`, `${VALIDATING}: webhooks[0]`, `${VALIDATING}: webhooks[2]`].map(
       (w) => `${w}.namespaceSelector.matchExpressions[0].values[1]: default (absent), set "tigera-operator"`,
     ),
   },
@@ -240,10 +245,10 @@ const valueCases: { name: string; values: ChartValues; expect: string[] }[] = [
     name: 'audit.webhook with its CA: the flags, and the CA in a ConfigMap mounted read-only',
     values: { audit: { webhook: { url: 'https://audit.example:8443/events', ca: 'PEM' } } },
     expect: [
-      `${CONTAINER}.args[9]: default (absent), set "--audit-webhook"`,
-      `${CONTAINER}.args[10]: default (absent), set "https://audit.example:8443/events"`,
-      `${CONTAINER}.args[11]: default (absent), set "--audit-webhook-ca"`,
-      `${CONTAINER}.args[12]: default (absent), set "/etc/portcullis/audit-webhook-ca/ca.crt"`,
+      `${CONTAINER}.args[11]: default (absent), set "--audit-webhook"`,
+      `${CONTAINER}.args[12]: default (absent), set "https://audit.example:8443/events"`,
+      `${CONTAINER}.args[13]: default (absent), set "--audit-webhook-ca"`,
+      `${CONTAINER}.args[14]: default (absent), set "/etc/portcullis/audit-webhook-ca/ca.crt"`,
       `${CONTAINER}.volumeMounts[2]: default (absent), set {"name":"audit-webhook-ca","mountPath":"/etc/portcullis/audit-webhook-ca","readOnly":true}`,
       `${DEPLOYMENT}: spec.template.spec.volumes[2]: default (absent), set {"name":"audit-webhook-ca","configMap":{"name":"portcullis-audit-webhook-ca"}}`,
       'v1 ConfigMap portcullis/portcullis-audit-webhook-ca: only in set',
@@ -268,8 +273,8 @@ const valueCases: { name: string; values: ChartValues; expect: string[] }[] = [
     name: 'audit.file: the flag and a volume for its directory',
     values: { audit: { file: { path: '/var/log/portcullis/audit.log' } } },
     expect: [
-      `${CONTAINER}.args[9]: default (absent), set "--audit-log"`,
-      `${CONTAINER}.args[10]: default (absent), set "/var/log/portcullis/audit.log"`,
+      `${CONTAINER}.args[11]: default (absent), set "--audit-log"`,
+      `${CONTAINER}.args[12]: default (absent), set "/var/log/portcullis/audit.log"`,
       `${CONTAINER}.volumeMounts[2]: default (absent), set {"name":"audit-log","mountPath":"/var/log/portcullis"}`,
       `${DEPLOYMENT}: spec.template.spec.volumes[2]: default (absent), set {"name":"audit-log","emptyDir":{"sizeLimit":"1Gi"}}`,
     ].sort(),
