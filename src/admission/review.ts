@@ -88,8 +88,39 @@ export function parseAdmissionReview(
   return { ok: false, message: `invalid AdmissionReview: ${detail}` };
 }
 
-/** Resource names for the kinds the CLI meets as bare objects (only subresource routing uses them). */
+/**
+ * Resource names for the kinds the CLI meets as bare objects: `cel` rules match by resource. Other
+ * kinds get Kubernetes' own guess (kindToResource), and custom kinds their CRD's plural.
+ */
 const RESOURCE_OF_KIND: Record<string, string> = {
+  Service: 'services',
+  Secret: 'secrets',
+  ServiceAccount: 'serviceaccounts',
+  Namespace: 'namespaces',
+  Node: 'nodes',
+  Endpoints: 'endpoints',
+  EndpointSlice: 'endpointslices',
+  Ingress: 'ingresses',
+  IngressClass: 'ingressclasses',
+  NetworkPolicy: 'networkpolicies',
+  PersistentVolume: 'persistentvolumes',
+  PersistentVolumeClaim: 'persistentvolumeclaims',
+  StorageClass: 'storageclasses',
+  Role: 'roles',
+  ClusterRole: 'clusterroles',
+  HorizontalPodAutoscaler: 'horizontalpodautoscalers',
+  PodDisruptionBudget: 'poddisruptionbudgets',
+  ResourceQuota: 'resourcequotas',
+  LimitRange: 'limitranges',
+  PriorityClass: 'priorityclasses',
+  RuntimeClass: 'runtimeclasses',
+  Lease: 'leases',
+  Event: 'events',
+  CustomResourceDefinition: 'customresourcedefinitions',
+  ValidatingWebhookConfiguration: 'validatingwebhookconfigurations',
+  MutatingWebhookConfiguration: 'mutatingwebhookconfigurations',
+  ValidatingAdmissionPolicy: 'validatingadmissionpolicies',
+  ValidatingAdmissionPolicyBinding: 'validatingadmissionpolicybindings',
   Pod: 'pods',
   PodTemplate: 'podtemplates',
   ReplicationController: 'replicationcontrollers',
@@ -116,7 +147,28 @@ const CLUSTER_SCOPED_KINDS: ReadonlySet<string> = new Set([
   'MutatingWebhookConfiguration',
   'StorageClass',
   'PriorityClass',
+  'RuntimeClass',
+  'IngressClass',
+  'ValidatingAdmissionPolicy',
+  'ValidatingAdmissionPolicyBinding',
 ]);
+
+/** A custom kind, from a CustomResourceDefinition: its plural and whether it is namespaced. */
+export interface CustomKind {
+  resource: string;
+  namespaced: boolean;
+}
+
+/** Custom kinds by `group/Kind`. */
+export type CustomKinds = ReadonlyMap<string, CustomKind>;
+
+/** apimachinery's UnsafeGuessKindToResource: what the API server's discovery would most likely say. */
+function guessResource(kind: string): string {
+  const lower = kind.toLowerCase();
+  if (lower.endsWith('s')) return `${lower}es`;
+  if (lower.endsWith('y') && !/[aeiou]y$/.test(lower)) return `${lower.slice(0, -1)}ies`;
+  return `${lower}s`;
+}
 
 export function groupVersionKindOf(apiVersion: string, kind: string): GroupVersionKind {
   const slash = apiVersion.indexOf('/');
@@ -132,13 +184,21 @@ export function groupVersionKindOf(apiVersion: string, kind: string): GroupVersi
 export function createRequestFor(
   object: Readonly<Record<string, unknown>> & { apiVersion: string; kind: string },
   defaultNamespace: string,
+  customKinds: CustomKinds = new Map(),
 ): AdmissionRequest {
   const gvk = groupVersionKindOf(object.apiVersion, object.kind);
+  const custom = customKinds.get(`${gvk.group}/${gvk.kind}`);
   const metadata = isObject(object['metadata']) ? object['metadata'] : {};
   const name = typeof metadata['name'] === 'string' ? metadata['name'] : undefined;
   const ownNamespace = typeof metadata['namespace'] === 'string' ? metadata['namespace'] : undefined;
-  const namespace = CLUSTER_SCOPED_KINDS.has(object.kind) ? undefined : (ownNamespace ?? defaultNamespace);
-  const resource = RESOURCE_OF_KIND[object.kind] ?? `${object.kind.toLowerCase()}s`;
+  const clusterScoped = custom === undefined ? CLUSTER_SCOPED_KINDS.has(object.kind) : !custom.namespaced;
+  const namespace = clusterScoped ? undefined : (ownNamespace ?? defaultNamespace);
+  const resource = custom?.resource ?? RESOURCE_OF_KIND[object.kind] ?? guessResource(object.kind);
+  // The API server sets the namespace it stores the object in before admission sees it.
+  const admitted =
+    namespace !== undefined && ownNamespace === undefined
+      ? { ...object, metadata: { ...metadata, namespace } }
+      : object;
   return {
     uid: '00000000-0000-0000-0000-000000000000', // no API server assigned one: a dry run
     kind: gvk,
@@ -147,7 +207,7 @@ export function createRequestFor(
     ...(namespace === undefined ? {} : { namespace }),
     operation: 'CREATE',
     userInfo: {},
-    object,
+    object: admitted,
     dryRun: true,
   };
 }

@@ -5,7 +5,13 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { Command, Option } from 'commander';
-import { createRequestFor, requestFromSavedReview } from '../admission/review.js';
+import {
+  createRequestFor,
+  requestFromSavedReview,
+  type CustomKind,
+  type CustomKinds,
+} from '../admission/review.js';
+import { unsentByShippedWebhooks } from '../config/shipped-webhooks.js';
 import { DEFAULT_RULES_PATH, loadRuleSetFile } from '../config/ruleset-source.js';
 import { parseDocuments, type SourceDocument } from '../config/documents.js';
 import {
@@ -15,6 +21,7 @@ import {
   mutate,
   type AdmissionRequest,
   type CompiledRuleSet,
+  type EvaluationContext,
 } from '../core/index.js';
 
 import { formatJson, formatSarif, formatTable, type CheckResult } from './report.js';
@@ -55,6 +62,7 @@ export function checkCommand(setExitCode: (code: number) => void): Command {
     .action(async (paths: string[], options: CheckOptions) => {
       const run = await runCheck(paths, options, process.stdin);
       process.stdout.write(run.output);
+      process.stderr.write(run.warnings.map((w) => `portcullis: warning: ${w}\n`).join(''));
       if (run.errors.length > 0) process.stderr.write(run.errors.map((e) => `portcullis: ${e}\n`).join(''));
       setExitCode(run.exitCode);
     });
@@ -64,6 +72,43 @@ export interface CheckRun {
   exitCode: 0 | 1 | 2;
   output: string;
   errors: string[];
+  /** Said on stderr, without changing the exit status. */
+  warnings: string[];
+}
+
+/** What the input tells about the cluster, as the API server would know it: Namespaces and CRDs. */
+interface InputFacts {
+  context: EvaluationContext;
+  customKinds: CustomKinds;
+}
+
+function objectsOf(value: unknown): unknown[] {
+  if (!isObject(value)) return [];
+  const kind = value['kind'];
+  if (typeof kind === 'string' && (kind === 'List' || kind.endsWith('List')) && Array.isArray(value['items']))
+    return value['items'];
+  return [value];
+}
+
+function inputFacts(documents: readonly SourceDocument[]): InputFacts {
+  const namespaces = new Map<string, unknown>();
+  const customKinds = new Map<string, CustomKind>();
+  for (const object of documents.flatMap((d) => objectsOf(d.value))) {
+    if (!isObject(object) || !isObject(object['metadata'])) continue;
+    const name = object['metadata']['name'];
+    if (object['kind'] === 'Namespace' && object['apiVersion'] === 'v1' && typeof name === 'string') {
+      namespaces.set(name, object);
+    }
+    const spec = object['spec'];
+    if (object['kind'] === 'CustomResourceDefinition' && isObject(spec) && isObject(spec['names'])) {
+      const { group } = spec;
+      const { kind, plural } = spec['names'];
+      if (typeof group === 'string' && typeof kind === 'string' && typeof plural === 'string') {
+        customKinds.set(`${group}/${kind}`, { resource: plural, namespaced: spec['scope'] !== 'Cluster' });
+      }
+    }
+  }
+  return { context: namespaces.size === 0 ? {} : { namespaces }, customKinds };
 }
 
 export async function runCheck(
@@ -72,11 +117,14 @@ export async function runCheck(
   stdin: NodeJS.ReadableStream,
 ): Promise<CheckRun> {
   const load = await loadRuleSetFile(options.rules);
-  if (!load.ok) return { exitCode: 2, output: '', errors: load.errors };
+  if (!load.ok) return { exitCode: 2, output: '', errors: load.errors, warnings: [] };
   const ruleset = load.loaded.ruleset;
+  const warnings = unsentByShippedWebhooks(ruleset);
 
   const errors: string[] = [];
   const results: CheckResult[] = [];
+  // Read everything first: a Namespace or a CRD anywhere in the input is known to every object.
+  const inputs: { source: string; documents: SourceDocument[] }[] = [];
   for (const input of await expandPaths(paths, errors)) {
     const text = await readInput(input, stdin, errors);
     if (text === undefined) continue;
@@ -86,11 +134,15 @@ export async function runCheck(
       errors.push(`${source}:${parsed.line}:${parsed.column}: ${parsed.message}`);
       continue;
     }
-    for (const document of parsed.documents) {
-      judgeDocument(source, document, ruleset, options.namespace, results, errors);
+    inputs.push({ source, documents: parsed.documents });
+  }
+  const facts = inputFacts(inputs.flatMap((i) => i.documents));
+  for (const { source, documents } of inputs) {
+    for (const document of documents) {
+      judgeDocument(source, document, ruleset, options.namespace, facts, results, errors);
     }
   }
-  if (errors.length > 0) return { exitCode: 2, output: '', errors };
+  if (errors.length > 0) return { exitCode: 2, output: '', errors, warnings };
 
   const output =
     options.output === 'json'
@@ -98,7 +150,7 @@ export async function runCheck(
       : options.output === 'sarif'
         ? formatSarif(results, ruleset)
         : formatTable(results);
-  return { exitCode: results.some((r) => !r.decision.allowed) ? 1 : 0, output, errors };
+  return { exitCode: results.some((r) => !r.decision.allowed) ? 1 : 0, output, errors, warnings };
 }
 
 async function expandPaths(paths: readonly string[], errors: string[]): Promise<string[]> {
@@ -156,6 +208,7 @@ function judgeDocument(
   document: SourceDocument,
   ruleset: CompiledRuleSet,
   namespace: string,
+  facts: InputFacts,
   results: CheckResult[],
   errors: string[],
 ): void {
@@ -180,7 +233,7 @@ function judgeDocument(
       mutation.patch.length === 0
         ? request
         : { ...request, object: applyMutation(request.object, mutation.patch) };
-    const decision = evaluate(judged, ruleset);
+    const decision = evaluate(judged, ruleset, facts.context);
     const metadata = isObject(object) && isObject(object['metadata']) ? object['metadata'] : {};
     const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
     results.push({
@@ -222,13 +275,14 @@ function judgeDocument(
       const request = createRequestFor(
         { ...item, apiVersion: item['apiVersion'], kind: item['kind'] },
         namespace,
+        facts.customKinds,
       );
       judge(request, item, ['items', i], `${source}#${document.index}.items[${i}]`);
     });
     return;
   }
   judge(
-    createRequestFor({ ...value, apiVersion, kind }, namespace),
+    createRequestFor({ ...value, apiVersion, kind }, namespace, facts.customKinds),
     value,
     [],
     `${source}#${document.index}`,

@@ -1,0 +1,70 @@
+// What the shipped ValidatingWebhookConfiguration (manifests/base/50-…) sends Portcullis by its
+// static webhooks, for `check` to say which `cel` rules would judge nothing without
+// `serve --webhook-configuration` keeping the custom.portcullis.io webhook in step.
+// test/manifests/webhooks.test.ts holds this list to the manifest. The rules ConfigMap's webhook is
+// left out: it sends one ConfigMap by name, not ConfigMaps.
+
+import { celWebhookRules, type CompiledRuleSet, type WebhookRule } from '../core/index.js';
+
+export const SHIPPED_STATIC_WEBHOOK_RULES: readonly Omit<WebhookRule, 'scope'>[] = [
+  {
+    apiGroups: [''],
+    apiVersions: ['v1'],
+    operations: ['CREATE', 'UPDATE'],
+    resources: ['pods', 'podtemplates', 'replicationcontrollers'],
+  },
+  { apiGroups: [''], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['pods/ephemeralcontainers'] },
+  {
+    apiGroups: ['apps'],
+    apiVersions: ['v1'],
+    operations: ['CREATE', 'UPDATE'],
+    resources: ['deployments', 'daemonsets', 'statefulsets', 'replicasets'],
+  },
+  {
+    apiGroups: ['batch'],
+    apiVersions: ['v1'],
+    operations: ['CREATE', 'UPDATE'],
+    resources: ['jobs', 'cronjobs'],
+  },
+  {
+    apiGroups: ['rbac.authorization.k8s.io'],
+    apiVersions: ['v1'],
+    operations: ['CREATE', 'UPDATE'],
+    resources: ['rolebindings', 'clusterrolebindings'],
+  },
+];
+
+const covers = (list: readonly string[], value: string): boolean =>
+  list.includes(value) || list.includes('*');
+
+/** One warning per `cel` rule resource the static webhooks do not send, for every request it names. */
+export function unsentByShippedWebhooks(ruleset: CompiledRuleSet): string[] {
+  const warnings: string[] = [];
+  for (const rule of ruleset.rules) {
+    if (rule.check !== 'cel') continue;
+    const single: CompiledRuleSet = { ...ruleset, rules: [rule] };
+    const unsent = new Set<string>();
+    for (const wanted of celWebhookRules(single)) {
+      for (const group of wanted.apiGroups)
+        for (const version of wanted.apiVersions)
+          for (const resource of wanted.resources)
+            for (const operation of wanted.operations) {
+              const sent = SHIPPED_STATIC_WEBHOOK_RULES.some(
+                (r) =>
+                  covers(r.apiGroups, group) &&
+                  covers(r.apiVersions, version) &&
+                  covers(r.resources, resource) &&
+                  covers(r.operations, operation),
+              );
+              if (!sent) unsent.add(`${operation} ${group === '' ? '' : `${group}/`}${resource}`);
+            }
+    }
+    if (unsent.size > 0) {
+      warnings.push(
+        `rule "${rule.name}" judges ${[...unsent].join(', ')}, which the shipped webhook configuration sends only while ` +
+          '`serve --webhook-configuration` keeps its custom.portcullis.io webhook in step with the RuleSet',
+      );
+    }
+  }
+  return warnings;
+}
