@@ -4,6 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { certsCommand } from './certs.js';
 import { checkCommand } from './check.js';
+import { replayCommand } from './replay.js';
 import { serveCommand } from './serve.js';
 import { VERSION } from '../version.js';
 
@@ -17,6 +18,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .exitOverride()
     .showHelpAfterError();
   program.addCommand(checkCommand((code) => (exitCode = code)));
+  program.addCommand(replayCommand((code) => (exitCode = code)));
   program.addCommand(certsCommand((code) => (exitCode = code)));
   program.addCommand(serveCommand((code) => (exitCode = code)));
   // Subcommands do not inherit exitOverride: without it commander exits 1 on a usage error, which

@@ -30,7 +30,8 @@ export interface CheckResult {
   mutation: Mutation;
 }
 
-const MALFORMED_RULE = 'malformed-object';
+/** The rule name reports give an object that cannot be read (the webhook denies it). */
+export const MALFORMED_RULE = 'malformed-object';
 
 export function formatJson(results: readonly CheckResult[]): string {
   const body = {
@@ -105,14 +106,18 @@ export function formatTable(results: readonly CheckResult[]): string {
     `${s.objects} object${s.objects === 1 ? '' : 's'} checked: ${s.denied} denied, ${s.warned} warned, ` +
     `${s.audited} audited, ${s.allowed} allowed, ${s.skipped} skipped\n`;
   if (rows.length === 0) return summaryLine;
-  const header = ['LOCATION', 'OBJECT', 'RULE', 'ACTION', 'MESSAGE'];
+  return formatColumns(['LOCATION', 'OBJECT', 'RULE', 'ACTION', 'MESSAGE'], rows) + '\n' + summaryLine;
+}
+
+/** Rows under a header, each column as wide as its widest cell; the last column is not padded. */
+export function formatColumns(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (row: readonly string[]): string =>
     row
       .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
-  return [line(header), ...rows.map(line)].join('\n') + '\n\n' + summaryLine;
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
 }
 
 const LEVEL_OF_ACTION: Record<Action, 'error' | 'warning' | 'note'> = {

@@ -1,0 +1,237 @@
+// `portcullis replay`: judges what already happened. The API server's audit log records every
+// create and update with its body (at level Request or RequestResponse); each one is judged again
+// with the RuleSet, as the request it was, through the same path the webhook and `check` use. With
+// --baseline only what changes between two RuleSets is reported: the question a rule change asks.
+// Streams: a multi-GB log is read line by line, and the output is written as it is produced.
+// Exit 0: nothing would be denied (newly, with --baseline); 1: something would; 2: an invalid
+// RuleSet or input that cannot be read (with file and line).
+
+import { Command, Option } from 'commander';
+import { kindsJudgedBy, type ApiResource } from '../admission/kinds.js';
+import { readAuditLogs, formatPosition, STDIN, type LogRecord } from '../audit/log-reader.js';
+import { loggedRequest, resourceKey } from '../audit/logged-request.js';
+import { DEFAULT_RULES_PATH, loadRuleSetFile } from '../config/ruleset-source.js';
+import { applyMutation, mutate, type AdmissionRequest, type CompiledRuleSet } from '../core/index.js';
+import { judgeAsAdmitted, type Judgement } from './judge.js';
+import { ReplayReport, type JudgedEvent, type ReplayFormat, type ReplaySink } from './replay-report.js';
+
+export interface ReplayOptions {
+  rules: string;
+  baseline?: string;
+  output: ReplayFormat;
+}
+
+export interface ReplayIo {
+  stdin: NodeJS.ReadableStream;
+  stdout: ReplaySink;
+  /** Messages for people: errors, and the progress line when `progress` is set. */
+  stderr: { write(text: string): unknown };
+  /** Show a progress line (stderr is a terminal). */
+  progress: boolean;
+  /** Aborted when stdout is gone (`| head`): reading stops, nothing more is written. */
+  signal?: AbortSignal;
+}
+
+/** Errors printed one by one before the rest are only counted. */
+const MAX_PRINTED_ERRORS = 20;
+/** Objects whose last logged body broke a rule, kept so an update can be compared with it. */
+const PREVIOUS_OBJECTS_HELD = 10_000;
+
+export function replayCommand(setExitCode: (code: number) => void): Command {
+  return new Command('replay')
+    .description("Judge the API server's audit log with the RuleSet: what would it have denied?")
+    .argument('<audit-logs...>', 'audit log files (JSON lines, gzip or not, oldest first), or - for stdin')
+    .option('--rules <file>', 'RuleSet file (YAML or JSON)', DEFAULT_RULES_PATH)
+    .option(
+      '--baseline <file>',
+      'RuleSet in force now: report only what changes (newly denied, newly allowed)',
+    )
+    .addOption(
+      new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'),
+    )
+    .addHelpText(
+      'after',
+      '\nExit status: 0 nothing would be denied (newly, with --baseline), 1 something would, 2 invalid\n' +
+        'RuleSet or unreadable input. Judged: ResponseComplete events of creates and updates of the kinds\n' +
+        'the rules judge that carry a requestObject (audit level Request or RequestResponse).',
+    )
+    .action(async (logs: string[], options: ReplayOptions) => {
+      const closed = new AbortController();
+      process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EPIPE') throw err;
+        closed.abort();
+      });
+      const code = await runReplay(logs, options, {
+        stdin: process.stdin,
+        stdout: process.stdout,
+        stderr: process.stderr,
+        progress: process.stderr.isTTY,
+        signal: closed.signal,
+      });
+      setExitCode(closed.signal.aborted ? 0 : code);
+    });
+}
+
+export async function runReplay(
+  logs: readonly string[],
+  options: ReplayOptions,
+  io: ReplayIo,
+): Promise<0 | 1 | 2> {
+  const loads = await Promise.all([
+    loadRuleSetFile(options.rules),
+    options.baseline === undefined ? undefined : loadRuleSetFile(options.baseline),
+  ]);
+  const errors = loads.flatMap((load) => (load === undefined || load.ok ? [] : load.errors));
+  const [rules, baseline] = loads.map((load) => (load?.ok === true ? load.loaded.ruleset : undefined));
+  if (errors.length > 0 || rules === undefined) {
+    io.stderr.write(errors.map((e) => `portcullis: ${e}\n`).join(''));
+    return 2;
+  }
+  if (logs.filter((l) => l === STDIN).length > 1) {
+    io.stderr.write('portcullis: - (stdin) given more than once\n');
+    return 2;
+  }
+
+  const judgedResources = new Map<string, ApiResource>();
+  for (const r of [...kindsJudgedBy(rules), ...(baseline === undefined ? [] : kindsJudgedBy(baseline))]) {
+    judgedResources.set(resourceKey(r.group, r.resource), r);
+  }
+  const report = new ReplayReport(options.output, io.stdout, baseline !== undefined, io.signal);
+  const previous = new PreviousObjects(PREVIOUS_OBJECTS_HELD);
+  const progress = io.progress ? new Progress(io.stderr) : undefined;
+  let unreadable = 0;
+
+  await report.begin();
+  for await (const record of readAuditLogs(logs, { stdin: io.stdin })) {
+    if (io.signal?.aborted === true) break;
+    progress?.tick(record);
+    if (!record.ok) {
+      if (record.kind === 'truncated') report.summary.truncated++;
+      else {
+        report.summary.unreadable++;
+        if (++unreadable <= MAX_PRINTED_ERRORS) {
+          progress?.clear();
+          io.stderr.write(`portcullis: ${formatPosition(record.at)}: ${record.message}\n`);
+        }
+      }
+      continue;
+    }
+    report.summary.events++;
+    const { event } = record;
+    const logged = loggedRequest(event, judgedResources);
+    if (!logged.judged) {
+      report.summary.notJudged[logged.reason]++;
+      if (event.verb === 'delete' && event.stage === 'ResponseComplete')
+        previous.forget(objectKeyOf(event.objectRef));
+      continue;
+    }
+    const key = objectKeyOf(event.objectRef);
+    const held = logged.request.operation === 'UPDATE' ? previous.get(key) : undefined;
+    const current = judgeWithPrevious(logged.request, rules, held);
+    const old = baseline === undefined ? undefined : judgeWithPrevious(logged.request, baseline, held);
+    if (current.decision.violations.length > 0 || (old?.decision.violations.length ?? 0) > 0) {
+      previous.set(key, JSON.stringify(logged.request.object));
+    } else previous.forget(key);
+    const judged: JudgedEvent = {
+      event,
+      at: record.at,
+      request: logged.request,
+      resource: logged.resource,
+      ...current,
+      ...(old === undefined ? {} : { baseline: old }),
+      ...(logged.request.operation === 'UPDATE' ? { oldObjectKnown: held !== undefined } : {}),
+    };
+    await report.add(judged);
+  }
+  progress?.clear();
+  if (unreadable > MAX_PRINTED_ERRORS) {
+    io.stderr.write(`portcullis: … and ${unreadable - MAX_PRINTED_ERRORS} more unreadable lines\n`);
+  }
+  if (report.summary.truncated > 0) {
+    io.stderr.write(
+      `portcullis: note: ${report.summary.truncated} incomplete last line(s) skipped (a log still being written)\n`,
+    );
+  }
+  await report.end();
+  if (unreadable > 0) return 2;
+  return report.somethingDenied() ? 1 : 0;
+}
+
+/**
+ * Judges an UPDATE against the object's previous logged body when one is held, as the webhook
+ * compares with the stored object: an update that leaves what the rules judge unchanged (a label,
+ * a scale) is not judged again. The stored object is the previous body with this RuleSet's own
+ * mutation applied, as the cluster would have stored it.
+ */
+function judgeWithPrevious(
+  request: AdmissionRequest,
+  ruleset: CompiledRuleSet,
+  previousBody: string | undefined,
+): Judgement {
+  if (previousBody === undefined) return judgeAsAdmitted(request, ruleset);
+  const body: unknown = JSON.parse(previousBody);
+  const asCreated = mutate({ ...request, operation: 'CREATE', object: body }, ruleset);
+  const stored = asCreated.patch.length === 0 ? body : applyMutation(body, asCreated.patch);
+  return judgeAsAdmitted({ ...request, oldObject: stored }, ruleset);
+}
+
+function objectKeyOf(ref: JudgedEvent['event']['objectRef']): string {
+  if (ref === undefined) return '';
+  return `${ref.apiGroup ?? ''}/${ref.resource ?? ''}/${ref.namespace ?? ''}/${ref.name ?? ''}`;
+}
+
+/**
+ * The last logged body of objects that broke a rule, as JSON text (a third of the memory of the
+ * parsed object), least recently written dropped first. Only those are needed: an update of an
+ * object whose last body broke no rule changes what the rules judge whenever it breaks one now.
+ */
+class PreviousObjects {
+  private readonly bodies = new Map<string, string>();
+
+  constructor(private readonly capacity: number) {}
+
+  get(key: string): string | undefined {
+    return this.bodies.get(key);
+  }
+
+  set(key: string, body: string): void {
+    this.bodies.delete(key);
+    this.bodies.set(key, body);
+    if (this.bodies.size > this.capacity) {
+      const oldest = this.bodies.keys().next();
+      if (oldest.done !== true) this.bodies.delete(oldest.value);
+    }
+  }
+
+  forget(key: string): void {
+    this.bodies.delete(key);
+  }
+}
+
+/** `replay: 1,234,567 events, 48,210/s, audit.log` on one self-overwriting stderr line. */
+class Progress {
+  private readonly started = performance.now();
+  private last = this.started;
+  private records = 0;
+  private shown = false;
+
+  constructor(private readonly stderr: { write(text: string): unknown }) {}
+
+  tick(record: LogRecord): void {
+    // Look at the clock every 1024 records only: it is the hot loop.
+    if ((++this.records & 1023) !== 0) return;
+    const now = performance.now();
+    if (now - this.last < 500) return;
+    this.last = now;
+    const rate = Math.round(this.records / ((now - this.started) / 1000));
+    this.stderr.write(
+      `\rreplay: ${this.records.toLocaleString('en-US')} events, ${rate.toLocaleString('en-US')}/s, ${record.at.source}\x1b[K`,
+    );
+    this.shown = true;
+  }
+
+  clear(): void {
+    if (this.shown) this.stderr.write('\r\x1b[K');
+    this.shown = false;
+  }
+}
