@@ -52,17 +52,25 @@ const KINDS_OF_TARGET = {
   binding: BINDING_KINDS.map((kind) => `${RBAC_GROUP}/${kind}`),
 } as const;
 
+/** What a rule judges: `pod` (pods and pod templates) or `binding`. */
+export type RuleTarget = CompiledRuleSet['rules'][number]['compiled']['target'];
+
+export interface JudgedResource extends ApiResource {
+  /** The rules of this target judge its objects. */
+  target: RuleTarget;
+}
+
 /** The resources holding objects some rule of `ruleset` judges, in the core's order. */
-export function kindsJudgedBy(ruleset: CompiledRuleSet): ApiResource[] {
+export function kindsJudgedBy(ruleset: CompiledRuleSet): JudgedResource[] {
   const targets = new Set(ruleset.rules.map((rule) => rule.compiled.target));
-  const kinds: ApiResource[] = [];
+  const kinds: JudgedResource[] = [];
   for (const target of ['pod', 'binding'] as const) {
     if (!targets.has(target)) continue;
     for (const key of KINDS_OF_TARGET[target]) {
       const known = API_RESOURCES.get(key);
       // A kind the core judges but this table lacks would be silently never scanned: a bug.
       if (known === undefined) throw new Error(`no API resource known for judged kind ${key}`);
-      kinds.push(known);
+      kinds.push({ ...known, target });
     }
   }
   return kinds;

@@ -1,10 +1,12 @@
-// `portcullis`: one binary, three commands. `check` dry-runs the rules, `serve` runs the webhook,
-// `certs` makes its certificates. Each command lives in its own module and returns an exit code.
+// `portcullis`: one binary. `check` dry-runs the rules on manifests, `replay` on the API server's
+// audit log, `scan` on what runs in a cluster; `serve` runs the webhook, `certs` makes its
+// certificates. Each command lives in its own module and returns an exit code.
 
 import { Command, CommanderError } from 'commander';
 import { certsCommand } from './certs.js';
 import { checkCommand } from './check.js';
 import { replayCommand } from './replay.js';
+import { scanCommand } from './scan.js';
 import { serveCommand } from './serve.js';
 import { VERSION } from '../version.js';
 
@@ -19,6 +21,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .showHelpAfterError();
   program.addCommand(checkCommand((code) => (exitCode = code)));
   program.addCommand(replayCommand((code) => (exitCode = code)));
+  program.addCommand(scanCommand((code) => (exitCode = code)));
   program.addCommand(certsCommand((code) => (exitCode = code)));
   program.addCommand(serveCommand((code) => (exitCode = code)));
   // Subcommands do not inherit exitOverride: without it commander exits 1 on a usage error, which

@@ -34,8 +34,8 @@ export interface JudgedEvent extends Judgement {
   resource: ApiResource;
   /** The same request under --baseline. */
   baseline?: Judgement;
-  /** For an UPDATE: whether the object's previous body was in the log to compare with. */
-  oldObjectKnown?: boolean;
+  /** For an UPDATE: whether the object's previous body is in the log (read before it) to compare with. */
+  previousInLog?: boolean;
 }
 
 export interface ReplaySummary {
@@ -47,7 +47,10 @@ export interface ReplaySummary {
   audited: number;
   allowed: number;
   skipped: number;
-  /** Judged UPDATEs whose previous body was not in the log: judged whole, as a create would be. */
+  /**
+   * UPDATEs judged and not allowed plainly whose previous body is not in the log: judged whole, as
+   * a create. The webhook would let one through that leaves what the rules judge unchanged.
+   */
   updatesWithoutPrevious: number;
   notJudged: Record<NotJudgedReason, number>;
   /** Lines that are not audit events (reported on stderr with file and line). */
@@ -113,7 +116,7 @@ export class ReplayReport {
     else if (o === 'audit') s.audited++;
     else if (o === 'skip') s.skipped++;
     else s.allowed++;
-    if (judged.oldObjectKnown === false && o !== 'skip') s.updatesWithoutPrevious++;
+    if (judged.previousInLog === false && o !== 'skip' && o !== 'allow') s.updatesWithoutPrevious++;
 
     const change = changeOf(judged);
     if (change === 'newly-denied') s.newlyDenied = (s.newlyDenied ?? 0) + 1;
@@ -264,7 +267,8 @@ export function summaryLines(s: ReplaySummary): string {
   }
   if (s.updatesWithoutPrevious > 0) {
     lines.push(
-      `${plural(s.updatesWithoutPrevious, 'update')} judged whole: the object's previous body is not in the log`,
+      `${plural(s.updatesWithoutPrevious, 'update')} judged whole: the object's previous body is not in the log, ` +
+        'so an update that leaves what the rules judge unchanged cannot be told apart',
     );
   }
   if (s.unreadable > 0 || s.truncated > 0) {
@@ -304,7 +308,7 @@ function eventJson(judged: JudgedEvent, change: Change | undefined): Record<stri
     ...(event.impersonatedUser === undefined ? {} : { impersonatedBy: event.user.username ?? null }),
     objectRef: event.objectRef ?? null,
     ...(request.dryRun === true ? { dryRun: true } : {}),
-    ...(judged.oldObjectKnown === false ? { previousBodyInLog: false } : {}),
+    ...(judged.previousInLog === undefined ? {} : { previousInLog: judged.previousInLog }),
     ...(change === undefined ? {} : { change }),
     ...verdictJson(judged.decision),
     ...(mutation.patch.length === 0 ? {} : { mutated: { rules: mutation.rules, patch: mutation.patch } }),

@@ -34,8 +34,11 @@ export interface ReplayIo {
 
 /** Errors printed one by one before the rest are only counted. */
 const MAX_PRINTED_ERRORS = 20;
-/** Objects whose last logged body broke a rule, kept so an update can be compared with it. */
-const PREVIOUS_OBJECTS_HELD = 10_000;
+/**
+ * Objects whose last logged body is remembered, so an update can be compared with it: those that
+ * broke a rule keep their body (a few KB each), the others a mark.
+ */
+const PREVIOUS_OBJECTS_HELD = 20_000;
 
 export function replayCommand(setExitCode: (code: number) => void): Command {
   return new Command('replay')
@@ -125,13 +128,19 @@ export async function runReplay(
         previous.forget(objectKeyOf(event.objectRef));
       continue;
     }
-    const key = objectKeyOf(event.objectRef);
-    const held = logged.request.operation === 'UPDATE' ? previous.get(key) : undefined;
-    const current = judgeWithPrevious(logged.request, rules, held);
-    const old = baseline === undefined ? undefined : judgeWithPrevious(logged.request, baseline, held);
-    if (current.decision.violations.length > 0 || (old?.decision.violations.length ?? 0) > 0) {
-      previous.set(key, JSON.stringify(logged.request.object));
-    } else previous.forget(key);
+    const { request } = logged;
+    // Without a name (a create with generateName) there is no object to follow.
+    const key =
+      request.name === undefined
+        ? undefined
+        : objectKeyOf({ ...event.objectRef, name: request.name, namespace: request.namespace });
+    const held = request.operation === 'UPDATE' && key !== undefined ? previous.get(key) : undefined;
+    const previousBody = held ?? undefined;
+    const current = judgeWithPrevious(logged.request, rules, previousBody);
+    const old =
+      baseline === undefined ? undefined : judgeWithPrevious(logged.request, baseline, previousBody);
+    const broke = current.decision.violations.length > 0 || (old?.decision.violations.length ?? 0) > 0;
+    if (key !== undefined) previous.set(key, broke ? JSON.stringify(request.object) : null);
     const judged: JudgedEvent = {
       event,
       at: record.at,
@@ -139,7 +148,7 @@ export async function runReplay(
       resource: logged.resource,
       ...current,
       ...(old === undefined ? {} : { baseline: old }),
-      ...(logged.request.operation === 'UPDATE' ? { oldObjectKnown: held !== undefined } : {}),
+      ...(logged.request.operation === 'UPDATE' ? { previousInLog: held !== undefined } : {}),
     };
     await report.add(judged);
   }
@@ -181,30 +190,32 @@ function objectKeyOf(ref: JudgedEvent['event']['objectRef']): string {
 }
 
 /**
- * The last logged body of objects that broke a rule, as JSON text (a third of the memory of the
- * parsed object), least recently written dropped first. Only those are needed: an update of an
- * object whose last body broke no rule changes what the rules judge whenever it breaks one now.
+ * What the log said about each object last: the body if it broke a rule (as JSON text, a third of
+ * the memory of the parsed object), or that it broke none. That is all an update needs: against a
+ * previous body that broke no rule, any violation now is a change. Bounded; the least recently
+ * written are forgotten first.
  */
 class PreviousObjects {
-  private readonly bodies = new Map<string, string>();
+  private readonly last = new Map<string, string | null>();
 
   constructor(private readonly capacity: number) {}
 
-  get(key: string): string | undefined {
-    return this.bodies.get(key);
+  /** `undefined`: the object was not seen; `null`: its last body broke no rule. */
+  get(key: string): string | null | undefined {
+    return this.last.get(key);
   }
 
-  set(key: string, body: string): void {
-    this.bodies.delete(key);
-    this.bodies.set(key, body);
-    if (this.bodies.size > this.capacity) {
-      const oldest = this.bodies.keys().next();
-      if (oldest.done !== true) this.bodies.delete(oldest.value);
+  set(key: string, body: string | null): void {
+    this.last.delete(key);
+    this.last.set(key, body);
+    if (this.last.size > this.capacity) {
+      const oldest = this.last.keys().next();
+      if (oldest.done !== true) this.last.delete(oldest.value);
     }
   }
 
   forget(key: string): void {
-    this.bodies.delete(key);
+    this.last.delete(key);
   }
 }
 

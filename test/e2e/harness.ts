@@ -198,9 +198,16 @@ export class Cluster {
     this.ca = readFileSync(join(workdir, 'certs/apiserver.crt'), 'utf8');
   }
 
-  static async start(workdir: string, binaries: Binaries, extraFlags: readonly string[]): Promise<Cluster> {
+  /** `env` adds start-cluster.sh's options (e.g. AUDIT_POLICY). */
+  static async start(
+    workdir: string,
+    binaries: Binaries,
+    extraFlags: readonly string[],
+    env: Record<string, string> = {},
+  ): Promise<Cluster> {
     const result = await run('bash', [join(SCRIPTS, 'start-cluster.sh'), workdir], {
       env: {
+        ...env,
         KUBE_APISERVER_BIN: binaries.apiserver,
         ETCD_BIN: binaries.etcd,
         EXTRA_APISERVER_FLAGS: extraFlags.join(' '),

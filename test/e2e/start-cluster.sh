@@ -4,6 +4,7 @@
 #
 #   test/e2e/start-cluster.sh WORKDIR
 #   EXTRA_APISERVER_FLAGS="--audit-policy-file=/p.yaml --audit-log-path=/a.log" test/e2e/start-cluster.sh WORKDIR
+#   AUDIT_POLICY=docs/audit-policy.yaml test/e2e/start-cluster.sh WORKDIR   # audit log in WORKDIR/audit.log
 #
 # Writes WORKDIR/kubeconfig (token auth, system:masters), WORKDIR/{etcd,kube-apiserver}.pid,
 # WORKDIR/{etcd,kube-apiserver}.log, WORKDIR/admin.token, WORKDIR/apiserver.url; prints
@@ -11,6 +12,8 @@
 # Re-running restarts the cluster from an empty etcd. Binaries come from
 # build-binaries.sh (cached; a cold cache builds them first) unless KUBE_APISERVER_BIN
 # and ETCD_BIN are set. START_TIMEOUT (seconds, default 90) bounds the wait for /readyz.
+# AUDIT_POLICY=FILE turns on the API server's audit log backend with that policy, writing
+# WORKDIR/audit.log (JSON lines, no rotation); without it there is no audit log, as before.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -84,6 +87,13 @@ echo $! > "$WORKDIR/etcd.pid"
 # - --endpoint-reconciler-type=none: the "kubernetes" Endpoints may not hold a loopback
 #   IP, so the default reconciler logs a validation error every 10 s.
 # - EXTRA_APISERVER_FLAGS is word-split on purpose (flags must not contain spaces).
+AUDIT_FLAGS=()
+if [[ -n ${AUDIT_POLICY:-} ]]; then
+  [[ -r $AUDIT_POLICY ]] || { echo "start-cluster: AUDIT_POLICY $AUDIT_POLICY is not readable" >&2; exit 1; }
+  rm -f "$WORKDIR/audit.log"
+  AUDIT_FLAGS=(--audit-policy-file="$(cd "$(dirname "$AUDIT_POLICY")" && pwd)/$(basename "$AUDIT_POLICY")"
+    --audit-log-path="$WORKDIR/audit.log" --audit-log-format=json)
+fi
 # shellcheck disable=SC2086
 "$KUBE_APISERVER_BIN" \
   --etcd-servers="$ETCD_URL" \
@@ -98,6 +108,7 @@ echo $! > "$WORKDIR/etcd.pid"
   --disable-admission-plugins=ServiceAccount \
   --allow-privileged=true \
   --endpoint-reconciler-type=none \
+  "${AUDIT_FLAGS[@]}" \
   ${EXTRA_APISERVER_FLAGS:-} \
   </dev/null >"$WORKDIR/kube-apiserver.log" 2>&1 &
 echo $! > "$WORKDIR/kube-apiserver.pid"
