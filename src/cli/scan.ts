@@ -135,7 +135,8 @@ function contextNamespace(kubeConfig: KubeConfig): string | undefined {
   return context?.namespace === undefined || context.namespace === '' ? undefined : context.namespace;
 }
 
-function judgeListed(
+/** One listed object judged as the webhook would judge its creation. */
+export function judgeListed(
   object: Record<string, unknown> & { apiVersion: string; kind: string },
   resource: JudgedResource,
   ruleset: CompiledRuleSet,
