@@ -1,10 +1,9 @@
 // The API resources behind the kinds the rules judge: what `scan` lists and which audit events
 // `replay` judges. Derived from the rules in force (a RuleSet of pod rules only has no business
-// listing RoleBindings) and from the core's own kind lists, through `kindsJudgedBy` alone, so a new
-// target kind in the core changes this one function.
+// listing RoleBindings) by asking each rule's target whether it reads a create of the kind, so a
+// new target in the core needs no change here beyond its kinds' resource names below.
 
-import { POD_TEMPLATE_KINDS, type CompiledRuleSet } from '../core/index.js';
-import { BINDING_KINDS, RBAC_GROUP } from '../core/rbac.js';
+import type { AdmissionRequest, CompiledRuleSet } from '../core/index.js';
 
 export interface ApiResource {
   group: string;
@@ -24,7 +23,12 @@ const resource = (group: string, version: string, kind: string, plural: string, 
   namespaced,
 });
 
-/** The resources of the kinds Portcullis knows, keyed by `group/Kind` as the core's lists are. */
+const RBAC_GROUP = 'rbac.authorization.k8s.io';
+
+/**
+ * The built-in resources whose objects a rule may judge (every kind a target of the core reads
+ * must be here, or `scan` would never list it: test/cli/scan.test.ts holds the core to that).
+ */
 const API_RESOURCES: ReadonlyMap<string, ApiResource> = new Map(
   [
     resource('', 'v1', 'Pod', 'pods'),
@@ -42,38 +46,30 @@ const API_RESOURCES: ReadonlyMap<string, ApiResource> = new Map(
   ].map((r) => [`${r.group}/${r.kind}`, r]),
 );
 
-/** The resource of a kind Portcullis knows; undefined for any other kind. */
-export function apiResourceOfKind(group: string, kind: string): ApiResource | undefined {
-  return API_RESOURCES.get(`${group}/${kind}`);
+/** The request that creates an object of `resource`: what a target is asked whether it reads. */
+function createOf(r: ApiResource): AdmissionRequest {
+  return {
+    uid: '',
+    kind: { group: r.group, version: r.version, kind: r.kind },
+    resource: { group: r.group, version: r.version, resource: r.resource },
+    ...(r.namespaced ? { namespace: 'default' } : {}),
+    operation: 'CREATE',
+    userInfo: {},
+  };
 }
 
-const KINDS_OF_TARGET = {
-  pod: POD_TEMPLATE_KINDS,
-  binding: BINDING_KINDS.map((kind) => `${RBAC_GROUP}/${kind}`),
-} as const;
-
-/** What a rule judges: `pod` (pods and pod templates) or `binding`. */
-export type RuleTarget = CompiledRuleSet['rules'][number]['compiled']['target'];
-
-export interface JudgedResource extends ApiResource {
-  /** The rules of this target judge its objects. */
-  target: RuleTarget;
+/** The resources holding objects some rule of `ruleset` judges. */
+export function kindsJudgedBy(ruleset: CompiledRuleSet): ApiResource[] {
+  const targets = [...new Set(ruleset.rules.map((rule) => rule.compiled.target))];
+  return [...API_RESOURCES.values()].filter((r) => {
+    const create = createOf(r);
+    return targets.some((target) => target.accepts(create));
+  });
 }
 
-/** The resources holding objects some rule of `ruleset` judges, in the core's order. */
-export function kindsJudgedBy(ruleset: CompiledRuleSet): JudgedResource[] {
-  const targets = new Set(ruleset.rules.map((rule) => rule.compiled.target));
-  const kinds: JudgedResource[] = [];
-  for (const target of ['pod', 'binding'] as const) {
-    if (!targets.has(target)) continue;
-    for (const key of KINDS_OF_TARGET[target]) {
-      const known = API_RESOURCES.get(key);
-      // A kind the core judges but this table lacks would be silently never scanned: a bug.
-      if (known === undefined) throw new Error(`no API resource known for judged kind ${key}`);
-      kinds.push({ ...known, target });
-    }
-  }
-  return kinds;
+/** Every resource Portcullis knows, for tests holding the table to the core's targets. */
+export function knownApiResources(): ApiResource[] {
+  return [...API_RESOURCES.values()];
 }
 
 /** `pods`, `deployments.apps`: how kubectl names a resource. */

@@ -47,6 +47,8 @@ export interface LoggedEvent {
   objectRef?: LoggedObjectRef;
   responseStatus?: { code?: number };
   requestObject?: unknown;
+  /** At level RequestResponse: the object as stored (defaulted, admitted). */
+  responseObject?: unknown;
   requestReceivedTimestamp?: string;
   stageTimestamp?: string;
 }

@@ -9,6 +9,7 @@ import {
   type AdmissionRequest,
   type CompiledRuleSet,
   type Decision,
+  type EvaluationContext,
   type Mutation,
 } from '../core/index.js';
 
@@ -18,11 +19,16 @@ export interface Judgement {
   mutation: Mutation;
 }
 
-export function judgeAsAdmitted(request: AdmissionRequest, ruleset: CompiledRuleSet): Judgement {
+/** `context` carries the facts of the moment judged (replay judges an event at its own time). */
+export function judgeAsAdmitted(
+  request: AdmissionRequest,
+  ruleset: CompiledRuleSet,
+  context: EvaluationContext = {},
+): Judgement {
   const mutation = mutate(request, ruleset);
   const judged =
     mutation.patch.length === 0
       ? request
       : { ...request, object: applyMutation(request.object, mutation.patch) };
-  return { decision: evaluate(judged, ruleset), mutation };
+  return { decision: evaluate(judged, ruleset, context), mutation };
 }

@@ -10,7 +10,13 @@
 // have judged it.
 
 import { stringify } from 'yaml';
-import { denyMessage, formatFieldPath, type CompiledRuleSet, type Violation } from '../core/index.js';
+import {
+  denyMessage,
+  formatFieldPath,
+  rulesFor,
+  type CompiledRuleSet,
+  type Violation,
+} from '../core/index.js';
 import { MALFORMED_RULE } from './report.js';
 import type { ScanResult } from './scan.js';
 
@@ -88,9 +94,13 @@ function resultsOf(
   const { decision } = r;
   if (decision.skipped !== undefined) {
     const reason = decision.skipped.detail;
-    return ruleset.rules
-      .filter((rule) => rule.compiled.target === r.resource.target && rule.inScope(r.namespace ?? ''))
-      .map((rule) => ({ ...base, policy: rule.name, rule: rule.check, result: 'skip', message: reason }));
+    return rulesFor(r.request, ruleset).map((rule) => ({
+      ...base,
+      policy: rule.name,
+      rule: rule.check,
+      result: 'skip',
+      message: reason,
+    }));
   }
   if (decision.malformed !== undefined) {
     return [

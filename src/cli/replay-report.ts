@@ -27,6 +27,13 @@ export interface ReplaySink {
 
 export type Change = 'newly-denied' | 'newly-allowed';
 
+/**
+ * What an UPDATE was compared with, from the log read so far: the object as stored after its last
+ * write (level RequestResponse), that write's request body (level Request), nothing to compare
+ * with because that write broke no rule (any violation now is a change), or no earlier write.
+ */
+export type PreviousSource = 'stored object' | 'request body' | 'broke no rule' | 'not in log';
+
 export interface JudgedEvent extends Judgement {
   event: LoggedEvent;
   at: LogPosition;
@@ -34,8 +41,8 @@ export interface JudgedEvent extends Judgement {
   resource: ApiResource;
   /** The same request under --baseline. */
   baseline?: Judgement;
-  /** For an UPDATE: whether the object's previous body is in the log (read before it) to compare with. */
-  previousInLog?: boolean;
+  /** For an UPDATE: what it was compared with. */
+  previous?: PreviousSource;
 }
 
 export interface ReplaySummary {
@@ -48,10 +55,11 @@ export interface ReplaySummary {
   allowed: number;
   skipped: number;
   /**
-   * UPDATEs judged and not allowed plainly whose previous body is not in the log: judged whole, as
-   * a create. The webhook would let one through that leaves what the rules judge unchanged.
+   * UPDATEs with violations that could not be compared with the stored object (no earlier write in
+   * the log, or only its request body): the webhook would let one through that leaves what the
+   * rules judge unchanged, and these may include such.
    */
-  updatesWithoutPrevious: number;
+  updatesNotCompared: number;
   notJudged: Record<NotJudgedReason, number>;
   /** Lines that are not audit events (reported on stderr with file and line). */
   unreadable: number;
@@ -95,7 +103,7 @@ export class ReplayReport {
       audited: 0,
       allowed: 0,
       skipped: 0,
-      updatesWithoutPrevious: 0,
+      updatesNotCompared: 0,
       notJudged: { stage: 0, verb: 0, kind: 0, refused: 0, patch: 0, noBody: 0 },
       unreadable: 0,
       truncated: 0,
@@ -116,7 +124,8 @@ export class ReplayReport {
     else if (o === 'audit') s.audited++;
     else if (o === 'skip') s.skipped++;
     else s.allowed++;
-    if (judged.previousInLog === false && o !== 'skip' && o !== 'allow') s.updatesWithoutPrevious++;
+    const uncompared = judged.previous === 'not in log' || judged.previous === 'request body';
+    if (uncompared && o !== 'skip' && o !== 'allow') s.updatesNotCompared++;
 
     const change = changeOf(judged);
     if (change === 'newly-denied') s.newlyDenied = (s.newlyDenied ?? 0) + 1;
@@ -265,10 +274,10 @@ export function summaryLines(s: ReplaySummary): string {
   if (s.newlyDenied !== undefined) {
     lines.push(`against the baseline: ${s.newlyDenied} newly denied, ${s.newlyAllowed ?? 0} newly allowed`);
   }
-  if (s.updatesWithoutPrevious > 0) {
+  if (s.updatesNotCompared > 0) {
     lines.push(
-      `${plural(s.updatesWithoutPrevious, 'update')} judged whole: the object's previous body is not in the log, ` +
-        'so an update that leaves what the rules judge unchanged cannot be told apart',
+      `${plural(s.updatesNotCompared, 'update')} with violations not compared with the stored object (no earlier ` +
+        'write in the log, or only its request body at level Request): some may leave what the rules judge unchanged',
     );
   }
   if (s.unreadable > 0 || s.truncated > 0) {
@@ -308,7 +317,7 @@ function eventJson(judged: JudgedEvent, change: Change | undefined): Record<stri
     ...(event.impersonatedUser === undefined ? {} : { impersonatedBy: event.user.username ?? null }),
     objectRef: event.objectRef ?? null,
     ...(request.dryRun === true ? { dryRun: true } : {}),
-    ...(judged.previousInLog === undefined ? {} : { previousInLog: judged.previousInLog }),
+    ...(judged.previous === undefined ? {} : { previous: judged.previous }),
     ...(change === undefined ? {} : { change }),
     ...verdictJson(judged.decision),
     ...(mutation.patch.length === 0 ? {} : { mutated: { rules: mutation.rules, patch: mutation.patch } }),

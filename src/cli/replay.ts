@@ -8,12 +8,31 @@
 
 import { Command, Option } from 'commander';
 import { kindsJudgedBy, type ApiResource } from '../admission/kinds.js';
-import { readAuditLogs, formatPosition, STDIN, type LogRecord } from '../audit/log-reader.js';
+import {
+  readAuditLogs,
+  formatPosition,
+  STDIN,
+  type LoggedEvent,
+  type LogRecord,
+} from '../audit/log-reader.js';
 import { loggedRequest, resourceKey } from '../audit/logged-request.js';
 import { DEFAULT_RULES_PATH, loadRuleSetFile } from '../config/ruleset-source.js';
-import { applyMutation, mutate, type AdmissionRequest, type CompiledRuleSet } from '../core/index.js';
+import {
+  applyMutation,
+  mutate,
+  type AdmissionRequest,
+  type CompiledRuleSet,
+  isObject,
+  type EvaluationContext,
+} from '../core/index.js';
 import { judgeAsAdmitted, type Judgement } from './judge.js';
-import { ReplayReport, type JudgedEvent, type ReplayFormat, type ReplaySink } from './replay-report.js';
+import {
+  ReplayReport,
+  type JudgedEvent,
+  type PreviousSource,
+  type ReplayFormat,
+  type ReplaySink,
+} from './replay-report.js';
 
 export interface ReplayOptions {
   rules: string;
@@ -136,19 +155,24 @@ export async function runReplay(
         : objectKeyOf({ ...event.objectRef, name: request.name, namespace: request.namespace });
     const held = request.operation === 'UPDATE' && key !== undefined ? previous.get(key) : undefined;
     const previousBody = held ?? undefined;
-    const current = judgeWithPrevious(logged.request, rules, previousBody);
+    // Judged at the time it happened, for a check that reads the time.
+    const context = contextAt(event);
+    const current = judgeWithPrevious(request, rules, previousBody, context);
     const old =
-      baseline === undefined ? undefined : judgeWithPrevious(logged.request, baseline, previousBody);
-    const broke = current.decision.violations.length > 0 || (old?.decision.violations.length ?? 0) > 0;
-    if (key !== undefined) previous.set(key, broke ? JSON.stringify(request.object) : null);
+      baseline === undefined ? undefined : judgeWithPrevious(request, baseline, previousBody, context);
+    // An update left unchanged was not evaluated: the object still breaks what its previous body broke.
+    const breaks = (j: Judgement | undefined): boolean =>
+      j !== undefined && (j.decision.violations.length > 0 || j.decision.skipped?.kind === 'unchanged');
+    const broke = breaks(current) || breaks(old);
+    if (key !== undefined) previous.set(key, broke ? lastBody(event, request) : null);
     const judged: JudgedEvent = {
       event,
       at: record.at,
-      request: logged.request,
+      request,
       resource: logged.resource,
       ...current,
       ...(old === undefined ? {} : { baseline: old }),
-      ...(logged.request.operation === 'UPDATE' ? { previousInLog: held !== undefined } : {}),
+      ...(request.operation === 'UPDATE' ? { previous: previousKind(held) } : {}),
     };
     await report.add(judged);
   }
@@ -167,21 +191,50 @@ export async function runReplay(
 }
 
 /**
- * Judges an UPDATE against the object's previous logged body when one is held, as the webhook
- * compares with the stored object: an update that leaves what the rules judge unchanged (a label,
- * a scale) is not judged again. The stored object is the previous body with this RuleSet's own
- * mutation applied, as the cluster would have stored it.
+ * What an UPDATE is compared with: the object as the API server stored it after its previous write
+ * (the event's responseObject, at level RequestResponse), else that write's request body (level
+ * Request; not yet defaulted, so the first update after a create usually differs from it).
+ */
+interface PreviousBody {
+  json: string;
+  stored: boolean;
+}
+
+function lastBody(event: LoggedEvent, request: AdmissionRequest): PreviousBody {
+  const response = event.responseObject;
+  const stored = isObject(response) && response['kind'] === request.kind.kind;
+  return { json: JSON.stringify(stored ? response : request.object), stored };
+}
+
+function previousKind(held: PreviousBody | null | undefined): PreviousSource {
+  if (held === undefined) return 'not in log';
+  if (held === null) return 'broke no rule';
+  return held.stored ? 'stored object' : 'request body';
+}
+
+/**
+ * Judges an UPDATE against the object's previous body when one is held, as the webhook compares
+ * with the stored object: an update that leaves what the rules judge unchanged (a label, a scale)
+ * is not judged again. This RuleSet's own mutation is applied to the previous body, as the cluster
+ * would have stored it with Portcullis in force.
  */
 function judgeWithPrevious(
   request: AdmissionRequest,
   ruleset: CompiledRuleSet,
-  previousBody: string | undefined,
+  previousBody: PreviousBody | undefined,
+  context: EvaluationContext,
 ): Judgement {
-  if (previousBody === undefined) return judgeAsAdmitted(request, ruleset);
-  const body: unknown = JSON.parse(previousBody);
+  if (previousBody === undefined) return judgeAsAdmitted(request, ruleset, context);
+  const body: unknown = JSON.parse(previousBody.json);
   const asCreated = mutate({ ...request, operation: 'CREATE', object: body }, ruleset);
   const stored = asCreated.patch.length === 0 ? body : applyMutation(body, asCreated.patch);
-  return judgeAsAdmitted({ ...request, oldObject: stored }, ruleset);
+  return judgeAsAdmitted({ ...request, oldObject: stored }, ruleset, context);
+}
+
+function contextAt(event: LoggedEvent): EvaluationContext {
+  const stamp = event.requestReceivedTimestamp ?? event.stageTimestamp;
+  const time = stamp === undefined ? Number.NaN : Date.parse(stamp);
+  return Number.isNaN(time) ? {} : { now: new Date(time) };
 }
 
 function objectKeyOf(ref: JudgedEvent['event']['objectRef']): string {
@@ -196,16 +249,16 @@ function objectKeyOf(ref: JudgedEvent['event']['objectRef']): string {
  * written are forgotten first.
  */
 class PreviousObjects {
-  private readonly last = new Map<string, string | null>();
+  private readonly last = new Map<string, PreviousBody | null>();
 
   constructor(private readonly capacity: number) {}
 
   /** `undefined`: the object was not seen; `null`: its last body broke no rule. */
-  get(key: string): string | null | undefined {
+  get(key: string): PreviousBody | null | undefined {
     return this.last.get(key);
   }
 
-  set(key: string, body: string | null): void {
+  set(key: string, body: PreviousBody | null): void {
     this.last.delete(key);
     this.last.set(key, body);
     if (this.last.size > this.capacity) {

@@ -7,11 +7,17 @@
 
 import { Command, Option } from 'commander';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { kindsJudgedBy, resourceLabel, type JudgedResource } from '../admission/kinds.js';
+import { kindsJudgedBy, resourceLabel, type ApiResource } from '../admission/kinds.js';
 import { createRequestFor } from '../admission/review.js';
 import { DEFAULT_PAGE_SIZE, listObjects, listPath } from '../config/cluster-objects.js';
 import { DEFAULT_RULES_PATH, loadRuleSetFile } from '../config/ruleset-source.js';
-import { denyMessage, isObject, outcome, type CompiledRuleSet } from '../core/index.js';
+import {
+  denyMessage,
+  isObject,
+  outcome,
+  type AdmissionRequest,
+  type CompiledRuleSet,
+} from '../core/index.js';
 import { judgeAsAdmitted } from './judge.js';
 import { formatPolicyReports } from './policy-report.js';
 import { formatColumns, formatJson, formatSarif, MALFORMED_RULE, type CheckResult } from './report.js';
@@ -36,7 +42,8 @@ export interface ScanRun {
 /** A judged object, with what a PolicyReport needs besides. */
 export interface ScanResult extends CheckResult {
   uid: string | undefined;
-  resource: JudgedResource;
+  /** The CREATE it was judged as. */
+  request: AdmissionRequest;
 }
 
 export function scanCommand(setExitCode: (code: number) => void): Command {
@@ -114,7 +121,7 @@ export async function runScan(options: ScanOptions, kubeConfig: KubeConfig, now:
         errors.push(`cannot list ${resourceLabel(resource)} ${scope}: ${page.message}`);
         break;
       }
-      for (const object of page.items) results.push(judgeListed(object, resource, ruleset));
+      for (const object of page.items) results.push(judgeListed(object, resource, ruleset, now));
     }
   }
 
@@ -138,8 +145,9 @@ function contextNamespace(kubeConfig: KubeConfig): string | undefined {
 /** One listed object judged as the webhook would judge its creation. */
 export function judgeListed(
   object: Record<string, unknown> & { apiVersion: string; kind: string },
-  resource: JudgedResource,
+  resource: ApiResource,
   ruleset: CompiledRuleSet,
+  now: Date,
 ): ScanResult {
   const metadata = isObject(object['metadata']) ? object['metadata'] : {};
   const text = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
@@ -147,7 +155,7 @@ export function judgeListed(
   const name = text(metadata['name']);
   // The request the API server would send to create it, as `check` builds one from a manifest.
   const request = createRequestFor(object, namespace ?? '');
-  const { decision, mutation } = judgeAsAdmitted(request, ruleset);
+  const { decision, mutation } = judgeAsAdmitted(request, ruleset, { now });
   const path = `${listPath(resource, namespace)}/${encodeURIComponent(name ?? '')}`.slice(1);
   return {
     source: path,
@@ -162,7 +170,7 @@ export function judgeListed(
     decision,
     mutation,
     uid: text(metadata['uid']),
-    resource,
+    request,
   };
 }
 

@@ -61,13 +61,35 @@ interface PodEvent {
   labels?: Record<string, string>;
   code?: number;
   stage?: string;
+  /** The API server's defaults, as a stored object (or a body read back from it) carries them. */
+  defaulted?: boolean;
+  /** Level RequestResponse: the stored object is logged too. */
+  response?: boolean;
 }
+const podBody = (e: PodEvent, defaulted = e.defaulted === true) => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name: e.name, ...(e.labels === undefined ? {} : { labels: e.labels }) },
+  spec: {
+    containers: [
+      {
+        name: 'app',
+        image: e.image ?? 'registry.k8s.io/pause:3.10',
+        ...(e.privileged === true ? { securityContext: { privileged: true } } : {}),
+        ...(defaulted
+          ? { imagePullPolicy: 'IfNotPresent', terminationMessagePath: '/dev/termination-log' }
+          : {}),
+      },
+    ],
+    ...(defaulted ? { dnsPolicy: 'ClusterFirst', restartPolicy: 'Always' } : {}),
+  },
+});
 const podEvent = (e: PodEvent): string => {
   const time = stamp();
   return JSON.stringify({
     kind: 'Event',
     apiVersion: 'audit.k8s.io/v1',
-    level: 'Request',
+    level: e.response === true ? 'RequestResponse' : 'Request',
     auditID: e.id,
     stage: e.stage ?? 'ResponseComplete',
     requestURI: `/api/v1/namespaces/${e.ns ?? 'shop'}/pods`,
@@ -76,24 +98,8 @@ const podEvent = (e: PodEvent): string => {
     ...(e.as === undefined ? {} : { impersonatedUser: { username: e.as } }),
     objectRef: { resource: 'pods', namespace: e.ns ?? 'shop', name: e.name, apiVersion: 'v1' },
     responseStatus: { metadata: {}, code: e.code ?? 201 },
-    ...(e.verb === 'delete'
-      ? {}
-      : {
-          requestObject: {
-            apiVersion: 'v1',
-            kind: 'Pod',
-            metadata: { name: e.name, ...(e.labels === undefined ? {} : { labels: e.labels }) },
-            spec: {
-              containers: [
-                {
-                  name: 'app',
-                  image: e.image ?? 'registry.k8s.io/pause:3.10',
-                  ...(e.privileged === true ? { securityContext: { privileged: true } } : {}),
-                },
-              ],
-            },
-          },
-        }),
+    ...(e.verb === 'delete' ? {} : { requestObject: podBody(e) }),
+    ...(e.response === true && e.verb !== 'delete' ? { responseObject: podBody(e, true) } : {}),
     requestReceivedTimestamp: time,
     stageTimestamp: time,
   });
@@ -192,7 +198,7 @@ t.test('JSON: each judged event and the summary', async (t) => {
       audited: 0,
       allowed: 0,
       skipped: 0,
-      updatesWithoutPrevious: 0,
+      updatesNotCompared: 0,
       notJudged: { stage: 0, verb: 0, kind: 0, refused: 0, patch: 0, noBody: 0 },
       unreadable: 0,
       truncated: 0,
@@ -280,22 +286,65 @@ t.test(
     const r = await replay([path], { output: 'json' });
     const out = JSON.parse(r.out) as { events: Record<string, unknown>[]; summary: Record<string, unknown> };
     t.same(
-      out.events.map((e) => [e.auditID, e.allowed, e.skipped ?? null, e.previousInLog ?? null]),
+      out.events.map((e) => [e.auditID, e.allowed, e.skipped ?? null, e.previous ?? null]),
       [
         ['c1', false, null, null],
-        ['u1', true, 'the update does not change what the rules judge', true],
-        ['u2', false, null, true],
+        ['u1', true, 'the update does not change what the rules judge', 'request body'],
+        ['u2', false, null, 'request body'],
         ['c2', true, null, null],
-        ['u3', false, null, true],
-        ['u4', false, null, false],
-        ['u5', false, null, false],
+        ['u3', false, null, 'broke no rule'],
+        ['u4', false, null, 'not in log'],
+        ['u5', false, null, 'not in log'],
       ],
     );
-    t.equal(out.summary.updatesWithoutPrevious, 2);
+    t.equal(out.summary.updatesNotCompared, 3, 'u2, u4, u5: compared with a request body or nothing');
     const table = await replay([path]);
     t.match(
       table.out,
-      /\n2 updates judged whole: the object's previous body is not in the log, so an update/,
+      /\n3 updates with violations not compared with the stored object \(no earlier write in the log/,
+    );
+  },
+);
+
+t.test(
+  'at level RequestResponse an update is compared with the stored object, defaults and all',
+  async (t) => {
+    // `kubectl edit` and controllers send the object read back from the API server: defaulted.
+    const edit = {
+      id: 'u',
+      name: 'priv',
+      privileged: true,
+      verb: 'update',
+      defaulted: true,
+      labels: { tier: 'web' },
+    };
+    const request = write(
+      'request-level.log',
+      log(podEvent({ id: 'c', name: 'priv', privileged: true }), podEvent(edit)),
+    );
+    const withResponse = write(
+      'requestresponse-level.log',
+      log(
+        podEvent({ id: 'c', name: 'priv', privileged: true, response: true }),
+        podEvent({ ...edit, response: true }),
+      ),
+    );
+    const pick = async (path: string) => {
+      const out = JSON.parse((await replay([path], { output: 'json' })).out) as {
+        events: Record<string, unknown>[];
+      };
+      const update = out.events[1] ?? {};
+      return [update.allowed, update.skipped ?? null, update.previous];
+    };
+    t.same(await pick(withResponse), [
+      true,
+      'the update does not change what the rules judge',
+      'stored object',
+    ]);
+    t.same(
+      await pick(request),
+      [false, null, 'request body'],
+      'the create body had no defaults: the specs differ',
     );
   },
 );

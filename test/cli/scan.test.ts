@@ -8,8 +8,10 @@ import { kindsJudgedBy, resourceLabel } from '../../src/admission/kinds.js';
 import { formatPolicyReports } from '../../src/cli/policy-report.js';
 import { judgeListed } from '../../src/cli/scan.js';
 import { listPath } from '../../src/config/cluster-objects.js';
+import { POD_TEMPLATE_KINDS } from '../../src/core/index.js';
 import { ruleSet } from '../helpers/rules.js';
 
+const NOW = new Date('2026-12-01T10:00:00.750Z');
 const POD_KINDS = [
   'pods',
   'podtemplates',
@@ -42,6 +44,11 @@ t.test('the kinds listed are those the rules judge', async (t) => {
       { name: 'h', check: 'hostPath' },
     ]),
     [...POD_KINDS, ...BINDING_KINDS],
+  );
+  // Every kind the core's pod target reads has a resource to list (a missing one would never be scanned).
+  t.same(
+    kindsJudgedBy(ruleSet([{ name: 'p', check: 'privileged' }])).map((r) => `${r.group}/${r.kind}`),
+    POD_TEMPLATE_KINDS,
   );
   const crb = kindsJudgedBy(ruleSet([{ name: 'b', check: 'clusterAdminBinding' }]))[1];
   t.equal(crb?.namespaced, false);
@@ -90,6 +97,7 @@ t.test('PolicyReports: per namespace, a ClusterPolicyReport, one result per obje
       },
       pods,
       ruleset,
+      NOW,
     );
   const results = [
     pod('good', 'shop', { image: 'registry.k8s.io/pause' }),
@@ -106,9 +114,10 @@ t.test('PolicyReports: per namespace, a ClusterPolicyReport, one result per obje
       },
       crbs,
       ruleset,
+      NOW,
     ),
   ];
-  const text = formatPolicyReports(results, ruleset, new Date('2026-12-01T10:00:00.750Z'));
+  const text = formatPolicyReports(results, ruleset, NOW);
   const docs = parseAllDocuments(text).map((d) => d.toJS() as Record<string, unknown>);
   const timestamp = { seconds: 1796119200, nanos: 0 };
   const resource = (name: string, namespace?: string) => ({
