@@ -57,7 +57,7 @@ const MAX_PRINTED_ERRORS = 20;
  * Objects whose last logged body is remembered, so an update can be compared with it: those that
  * broke a rule keep their body (a few KB each), the others a mark.
  */
-const PREVIOUS_OBJECTS_HELD = 20_000;
+const PREVIOUS_OBJECTS_HELD = 10_000;
 
 export function replayCommand(setExitCode: (code: number) => void): Command {
   return new Command('replay')
