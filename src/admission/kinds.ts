@@ -67,11 +67,6 @@ export function kindsJudgedBy(ruleset: CompiledRuleSet): ApiResource[] {
   });
 }
 
-/** Every resource Portcullis knows, for tests holding the table to the core's targets. */
-export function knownApiResources(): ApiResource[] {
-  return [...API_RESOURCES.values()];
-}
-
 /** `pods`, `deployments.apps`: how kubectl names a resource. */
 export function resourceLabel(r: Pick<ApiResource, 'group' | 'resource'>): string {
   return r.group === '' ? r.resource : `${r.resource}.${r.group}`;
