@@ -147,7 +147,12 @@ t.test('the request is the one admission saw', async (t) => {
     { group: '', version: 'v1', kind: 'Pod' },
     'apiVersion and kind from the path when the body has none',
   );
-  t.same(unnamed.request.object, { spec: {}, apiVersion: 'v1', kind: 'Pod' });
+  t.same(unnamed.request.object, {
+    spec: {},
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { namespace: 'shop' },
+  });
 
   const deployment = loggedRequest(
     event({
