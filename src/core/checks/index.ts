@@ -10,12 +10,16 @@ import { clusterAdminBinding } from './clusterAdminBinding.js';
 import { hostNamespaces } from './hostNamespaces.js';
 import { hostPath } from './hostPath.js';
 import { hostPorts } from './hostPorts.js';
+import { hostProbes } from './hostProbes.js';
 import { privileged } from './privileged.js';
+import { procMount } from './procMount.js';
 import { runAsNonRoot } from './runAsNonRoot.js';
 import { runAsUser } from './runAsUser.js';
 import { seccomp } from './seccomp.js';
 import { seLinux } from './seLinux.js';
+import { sysctls } from './sysctls.js';
 import { trustedRegistries } from './trustedRegistries.js';
+import { volumeTypes } from './volumeTypes.js';
 
 export const CHECKS: ReadonlyMap<string, CheckDefinition> = new Map(
   [
@@ -33,5 +37,9 @@ export const CHECKS: ReadonlyMap<string, CheckDefinition> = new Map(
     appArmor,
     seLinux,
     cel,
+    procMount,
+    hostProbes,
+    sysctls,
+    volumeTypes,
   ].map((c) => [c.id, c]),
 );
