@@ -186,6 +186,14 @@ t.test('params errors, per check, with their paths', async (t) => {
       },
       ["rules[0].params.validations[0].expression:1:1: undeclared reference to 'objet'"],
     ],
+    ['procMount', { relaxInUserNamespace: 1 }, ['rules[0].params.relaxInUserNamespace: must be boolean']],
+    ['hostProbes', { allowedHosts: ['x'] }, ['rules[0].params.allowedHosts: unknown field']],
+    [
+      'sysctls',
+      { allowed: ['kernel.msg*'] },
+      ['rules[0].params.allowed[0]: "kernel.msg*" is not a sysctl name'],
+    ],
+    ['volumeTypes', { allowed: 'secret' }, ['rules[0].params.allowed: must be array']],
   ];
   for (const [check, params, errors] of rows) {
     t.same(errorsOf(ruleSet([rule(check, params)])), errors, `${check} ${JSON.stringify(params)}`);
@@ -255,6 +263,10 @@ t.test('rules/default.yaml compiles', async (t) => {
       ['trusted-registries', 'trustedRegistries', 'deny'],
       ['require-seccomp', 'seccomp', 'deny'],
       ['no-cluster-admin-binding', 'clusterAdminBinding', 'deny'],
+      ['default-proc-mount', 'procMount', 'deny'],
+      ['safe-sysctls', 'sysctls', 'deny'],
+      ['no-probe-host', 'hostProbes', 'deny'],
+      ['restricted-volumes', 'volumeTypes', 'warn'],
     ],
   );
   t.same(
