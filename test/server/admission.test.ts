@@ -22,12 +22,26 @@ const hash = currentHash(srv.rules);
 // fast-json-patch is CommonJS: its functions hang off the default export under ESM.
 const { applyPatch } = jsonPatch;
 
-/** The fixture made compliant with the shipped rules (it lacks only a seccomp profile). */
+/**
+ * The fixture made compliant with the shipped rules, their restricted `warn` rules included: a
+ * seccomp profile, and each container dropping every capability.
+ */
 function compliant(change: (pod: Pod) => void = () => undefined) {
   const review = podCreateReview();
-  review.request.object.spec.securityContext = { seccompProfile: { type: 'RuntimeDefault' } };
+  const spec = review.request.object.spec;
+  spec.securityContext = { seccompProfile: { type: 'RuntimeDefault' } };
+  for (const container of [...spec.containers, ...(spec.initContainers ?? [])]) {
+    container['securityContext'] = { capabilities: { drop: ['ALL'] } };
+  }
   change(review.request.object);
   return review;
+}
+
+/** Sets fields of a container's securityContext, keeping the ones `compliant` set. */
+function securityContextOf(pod: Pod, index: number, fields: Record<string, unknown>): void {
+  const container = pod.spec.containers[index];
+  if (container === undefined) throw new Error(`the fixture has no container ${index}`);
+  container.securityContext = { ...container.securityContext, ...fields };
 }
 
 function clusterAdminBinding(subjects: unknown[]) {
@@ -58,7 +72,7 @@ const cases: { name: string; review: object; message?: string; rules?: string }[
   {
     name: 'privileged: privileged container',
     review: compliant((pod) => {
-      pod.spec.containers[0]!.securityContext = { privileged: true };
+      securityContextOf(pod, 0, { privileged: true });
     }),
     message: 'container "web": securityContext.privileged must not be true [no-privileged]',
     rules: 'no-privileged=deny',
@@ -66,7 +80,7 @@ const cases: { name: string; review: object; message?: string; rules?: string }[
   {
     name: 'privileged: privileged false (distractor)',
     review: compliant((pod) => {
-      pod.spec.containers[0]!.securityContext = { privileged: false };
+      securityContextOf(pod, 0, { privileged: false });
     }),
   },
   {
@@ -102,8 +116,10 @@ const cases: { name: string; review: object; message?: string; rules?: string }[
     rules: 'trusted-registries=deny',
   },
   {
-    name: 'seccomp: no profile anywhere (the fixture as sent)',
-    review: podCreateReview(),
+    name: 'seccomp: no profile anywhere',
+    review: compliant((pod) => {
+      delete pod.spec.securityContext;
+    }),
     message:
       'pod or containers "migrate", "web", "log-shipper": securityContext.seccompProfile.type must be set to RuntimeDefault or Localhost [require-seccomp]',
     rules: 'require-seccomp=deny',
@@ -111,7 +127,7 @@ const cases: { name: string; review: object; message?: string; rules?: string }[
   {
     name: 'seccomp: Unconfined container',
     review: compliant((pod) => {
-      pod.spec.containers[1]!.securityContext = { seccompProfile: { type: 'Unconfined' } };
+      securityContextOf(pod, 1, { seccompProfile: { type: 'Unconfined' } });
     }),
     message:
       'container "log-shipper": securityContext.seccompProfile.type must not be Unconfined [require-seccomp]',
@@ -133,7 +149,7 @@ const cases: { name: string; review: object; message?: string; rules?: string }[
   {
     name: 'two rules, each cited once',
     review: compliant((pod) => {
-      pod.spec.containers[0]!.securityContext = { privileged: true };
+      securityContextOf(pod, 0, { privileged: true });
       pod.spec.containers[1]!['image'] = 'nginx';
     }),
     message:

@@ -18,8 +18,8 @@
  */
 
 import { defineCheck, type Finding } from '../check.js';
-import { containerLabel, POD_TARGET, type PodView } from '../pod.js';
-import { optBoolean, optObject, optString } from '../read.js';
+import { containerLabel, inUserNamespace, POD_TARGET, type PodView } from '../pod.js';
+import { optObject, optString } from '../read.js';
 
 interface Params {
   relaxInUserNamespace: boolean;
@@ -58,7 +58,7 @@ export const procMount = defineCheck<Params, PodView>({
       minimumVersion: 'v1.35',
       compile: (params) => (pod) => {
         // Read even when not relaxing: a malformed hostUsers fails closed either way.
-        const ownUserNamespace = optBoolean(pod.spec, 'hostUsers', pod.path) === false;
+        const ownUserNamespace = inUserNamespace(pod);
         return params.relaxInUserNamespace && ownUserNamespace ? [] : unmaskedContainers(pod);
       },
     },
