@@ -1,8 +1,10 @@
-// Peer conformance: every case of ../shared/conformance whose concern is one of Portcullis' five
-// checks is judged for that concern alone (a one-rule RuleSet made from the peer's settings) and
-// compared with the peer's own verdict. A mismatch passes only when it rests on a semantic Portcullis
-// deliberately does not share, and then it is counted apart with that reason; any other mismatch
-// fails. The corpus is read in place, never copied into the project.
+// Peer conformance: every case of ../shared/conformance is judged. A pod-security-admission fixture
+// is judged by one `podSecurity` rule at the fixture's level and version, and must agree: no reason
+// excuses a disagreement with the implementation the Pod Security Standards are defined by. A
+// gatekeeper or kyverno case is judged for its concern alone (a one-rule RuleSet made from the
+// peer's settings) and compared with the peer's own verdict; a mismatch passes only when it rests
+// on a semantic of the peer that Portcullis deliberately does not share, and then it is counted
+// apart with that reason. Any other mismatch fails. The corpus is read in place, never copied.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -44,7 +46,70 @@ function registryEntry(pattern: string): string {
   return namesPrefix || entry.includes('/') ? `docker.io/${entry}` : `docker.io/library/${entry}`;
 }
 
+/** A peer's host port allowance (`80`, `"5000-6000"`, gatekeeper's min/max) as `hostPorts` ranges; 0 is "none". */
+function portRanges(c: Case): { min: number; max: number }[] {
+  const p = parametersOf(c);
+  if (typeof p['min'] === 'number' && typeof p['max'] === 'number') return [{ min: p['min'], max: p['max'] }];
+  const listed = Array.isArray(c.params['allowedHostPorts']) ? c.params['allowedHostPorts'] : [];
+  return listed.flatMap((entry): { min: number; max: number }[] => {
+    if (typeof entry === 'number') return entry === 0 ? [] : [{ min: entry, max: entry }];
+    const range = typeof entry === 'string' ? /^(\d+)-(\d+)$/.exec(entry) : null;
+    if (range === null) throw new Error(`${c.id}: host port entry ${JSON.stringify(entry)}`);
+    return [{ min: Number(range[1]), max: Number(range[2]) }];
+  });
+}
+
+/** Every Linux capability (capabilities(7)): what a rule that does not judge adds lets through. */
+const LINUX_CAPABILITIES = [
+  'AUDIT_CONTROL',
+  'AUDIT_READ',
+  'AUDIT_WRITE',
+  'BLOCK_SUSPEND',
+  'BPF',
+  'CHECKPOINT_RESTORE',
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'DAC_READ_SEARCH',
+  'FOWNER',
+  'FSETID',
+  'IPC_LOCK',
+  'IPC_OWNER',
+  'KILL',
+  'LEASE',
+  'LINUX_IMMUTABLE',
+  'MAC_ADMIN',
+  'MAC_OVERRIDE',
+  'MKNOD',
+  'NET_ADMIN',
+  'NET_BIND_SERVICE',
+  'NET_BROADCAST',
+  'NET_RAW',
+  'PERFMON',
+  'SETFCAP',
+  'SETGID',
+  'SETPCAP',
+  'SETUID',
+  'SYSLOG',
+  'SYS_ADMIN',
+  'SYS_BOOT',
+  'SYS_CHROOT',
+  'SYS_MODULE',
+  'SYS_NICE',
+  'SYS_PACCT',
+  'SYS_PTRACE',
+  'SYS_RAWIO',
+  'SYS_RESOURCE',
+  'SYS_TIME',
+  'SYS_TTY_CONFIG',
+  'WAKE_ALARM',
+];
+
 function setupFor(c: Case): Setup {
+  if (c.source === 'pod-security-admission') {
+    return {
+      rule: { check: 'podSecurity', params: { level: c.params['level'], version: c.params['version'] } },
+    };
+  }
   switch (c.concern) {
     case 'privileged':
       return { rule: { check: 'privileged', params: {} } };
@@ -66,6 +131,27 @@ function setupFor(c: Case): Setup {
           params: { registries: strings(c.params['patterns']).map(registryEntry) },
         },
       };
+    case 'capabilities': {
+      const p = parametersOf(c);
+      // A kyverno case is the verdict of the rules it names only: `require-drop-all` judges drops
+      // and lets any capability be added; `adding-capabilities(-strict)` judges adds only.
+      const rules = strings(c.params['rules']);
+      const judgesAdd = rules.length === 0 || rules.some((r) => r.startsWith('adding-capabilities'));
+      const judgesDrop = rules.length === 0 || rules.includes('require-drop-all');
+      const allowedAdd = judgesAdd
+        ? strings(c.params['allowedAdd'] ?? p['allowedCapabilities'])
+        : LINUX_CAPABILITIES;
+      const requiredDrop = judgesDrop
+        ? strings(c.params['requiredDrop'] ?? p['requiredDropCapabilities'])
+        : [];
+      return { rule: { check: 'capabilities', params: { allowedAdd, requiredDrop } } };
+    }
+    case 'hostNamespaces':
+      return { rule: { check: 'hostNamespaces', params: {} } };
+    case 'hostPorts':
+      return { rule: { check: 'hostPorts', params: { allowed: portRanges(c) } } };
+    case 'allowPrivilegeEscalation':
+      return { rule: { check: 'allowPrivilegeEscalation', params: {} } };
     case 'clusterAdminBinding': {
       const role =
         typeof c.params['deniedRoleRefName'] === 'string' ? c.params['deniedRoleRefName'] : 'cluster-admin';
@@ -114,13 +200,11 @@ function requestOf(object: unknown): AdmissionRequest | string {
   return createRequestFor({ ...object, apiVersion: object['apiVersion'], kind: object['kind'] }, 'default');
 }
 
-const CONCERNS = new Set(['privileged', 'hostPath', 'registry', 'seccomp', 'clusterAdminBinding']);
-
 t.test(
   'peer conformance corpus',
   { skip: existsSync(INDEX) ? false : `no corpus at ${INDEX}` },
   async (t) => {
-    const cases = (JSON.parse(readFileSync(INDEX, 'utf8')) as Case[]).filter((c) => CONCERNS.has(c.concern));
+    const cases = JSON.parse(readFileSync(INDEX, 'utf8')) as Case[];
     const documents = new Map<string, unknown[]>();
     const tally = new Map<string, { total: number; agree: number; apart: Map<string, number> }>();
     const unexplained: string[] = [];
@@ -160,10 +244,14 @@ t.test(
         row.agree++;
         continue;
       }
-      const reason = knownDifference(
-        c,
-        isObject(object) && object['kind'] === 'AdmissionReview' ? request.object : object,
-      );
+      // The Pod Security Standards are what pod-security-admission does: no reason excuses a miss.
+      const reason =
+        c.source === 'pod-security-admission'
+          ? undefined
+          : knownDifference(
+              c,
+              isObject(object) && object['kind'] === 'AdmissionReview' ? request.object : object,
+            );
       if (reason === undefined) unexplained.push(`${c.id}: peer ${c.expect}, Portcullis ${verdict}`);
       else row.apart.set(reason, (row.apart.get(reason) ?? 0) + 1);
     }
@@ -179,7 +267,8 @@ t.test(
     t.comment(
       `conformance: ${agree}/${total} agree, ${total - agree - unexplained.length} apart with a reason, ${unexplained.length} unexplained`,
     );
-    t.ok(cases.length > 0, 'the corpus has cases for the five checks');
+    t.equal(total, cases.length, 'every case of the corpus is judged');
+    t.ok(cases.length > 0, 'the corpus has cases');
     t.same(unexplained, [], 'every disagreement with a peer rests on a stated semantic difference');
   },
 );

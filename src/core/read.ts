@@ -44,6 +44,14 @@ export function readObject<T>(read: () => T): { ok: true; value: T } | { ok: fal
   }
 }
 
+/**
+ * Raises, inside a reader, a malformed field another reader already found (a check that runs other
+ * checks passes their failure on): the request still fails closed with that field.
+ */
+export function raiseMalformed(malformed: Malformed): never {
+  throw new MalformedInput(malformed);
+}
+
 // `null` counts as absent: that is how Kubernetes' own JSON decoding treats it.
 
 export function optObject(parent: JsonObject, key: string, path: FieldPath): JsonObject | undefined {

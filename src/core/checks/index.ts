@@ -11,6 +11,7 @@ import { hostNamespaces } from './hostNamespaces.js';
 import { hostPath } from './hostPath.js';
 import { hostPorts } from './hostPorts.js';
 import { hostProbes } from './hostProbes.js';
+import { podSecurity } from './podSecurity.js';
 import { privileged } from './privileged.js';
 import { procMount } from './procMount.js';
 import { runAsNonRoot } from './runAsNonRoot.js';
@@ -41,5 +42,6 @@ export const CHECKS: ReadonlyMap<string, CheckDefinition> = new Map(
     hostProbes,
     sysctls,
     volumeTypes,
+    podSecurity,
   ].map((c) => [c.id, c]),
 );
