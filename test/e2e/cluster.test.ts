@@ -274,7 +274,8 @@ async function suite(t: Test, binaries: Binaries): Promise<void> {
 
   await t.test('kubectl debug with an untrusted image is refused, with a trusted one admitted', async (t) => {
     const debug = (image: string): Promise<RunResult> =>
-      kubectl(['debug', 'app', '-n', NAMESPACE, `--image=${image}`, '--target=app', '--profile=general']);
+      // The restricted profile: the general one adds SYS_PTRACE, which the baseline level refuses.
+      kubectl(['debug', 'app', '-n', NAMESPACE, `--image=${image}`, '--target=app', '--profile=restricted']);
     const r = await debug('docker.io/evil/tool');
     t.not(r.code, 0, 'refused');
     t.match(
@@ -717,11 +718,15 @@ function privilegedPod(name: string): Record<string, unknown> {
   return testPod(name, 'registry.k8s.io/pause:3.10', { securityContext: { privileged: true } });
 }
 
+/** Restricted-clean but for its hostPath: only the suite's `warn-host-path` rule has a word to say. */
 function hostLogPod(name: string): Record<string, unknown> {
   const pod = testPod(name, 'registry.k8s.io/pause:3.10', {
     volumeMounts: [{ name: 'logs', mountPath: '/logs', readOnly: true }],
+    securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
   });
-  (pod.spec as Record<string, unknown>).volumes = [{ name: 'logs', hostPath: { path: '/var/log' } }];
+  const spec = pod.spec as Record<string, unknown>;
+  spec.securityContext = { runAsNonRoot: true, runAsUser: 65535, seccompProfile: { type: 'RuntimeDefault' } };
+  spec.volumes = [{ name: 'logs', hostPath: { path: '/var/log' } }];
   return pod;
 }
 
