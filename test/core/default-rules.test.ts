@@ -75,8 +75,6 @@ const doors: {
     message:
       'container "app": securityContext.capabilities.add must not include "SYS_ADMIN" [baseline-capabilities]',
     field: 'spec.containers[0].securityContext.capabilities.add[0]',
-    warning:
-      'container "app": securityContext.capabilities.add must not include "SYS_ADMIN" [drop-all-capabilities]',
   },
 
   {
