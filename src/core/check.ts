@@ -16,6 +16,11 @@ export interface Finding {
   message: string;
   /** The status reason of a deny (default Forbidden). */
   reason?: DenyReason;
+  /**
+   * Something the user should know rather than a violation (a fact the check could not have, say):
+   * a `deny` rule reports it as a warning, so it never refuses a request on its own.
+   */
+  notice?: true;
 }
 
 /** A problem in a rule's params, with its path relative to `params`. */

@@ -96,8 +96,9 @@ export function evaluate(
       continue;
     }
     if (!result.ok) return { allowed: false, violations: [], malformed: result.error, rulesApplied };
-    for (const finding of result.value) {
-      violations.push({ rule: rule.name, check: rule.check, action: rule.action, ...finding });
+    for (const { notice, ...finding } of result.value) {
+      const action = notice === true && rule.action === 'deny' ? 'warn' : rule.action;
+      violations.push({ rule: rule.name, check: rule.check, action, ...finding });
     }
   }
   return {

@@ -3,6 +3,8 @@
 // reader (pod.ts, rbac.ts) has checked the fields it needs: malformed input must fail closed, not
 // throw.
 
+import type { RoleLookup } from './grants.js';
+
 export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
 
 export interface GroupVersionKind {
@@ -58,6 +60,12 @@ export interface EvaluationContext {
    * known to a namespaceSelector.
    */
   namespaces?: ReadonlyMap<string, unknown>;
+  /**
+   * The ClusterRoles the caller can see, for the checks that judge a binding by what its role
+   * grants: `serve` keeps the API server's in a watched cache, `check` takes those of its input.
+   * Without it only Kubernetes' bootstrap roles are known (src/core/bootstrap.ts).
+   */
+  roles?: RoleLookup;
 }
 
 /** A deny's HTTP status reason, as a ValidatingAdmissionPolicy validation names it. */

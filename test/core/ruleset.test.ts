@@ -202,6 +202,17 @@ t.test('params errors, per check, with their paths', async (t) => {
         'rules[0].params.exemptControls[0]: "runAsNonRoot" is not a control of level baseline',
       ],
     ],
+    ['clusterAdminBinding', { denyEverybody: 'yes' }, ['rules[0].params.denyEverybody: must be boolean']],
+    [
+      'rbacPrivilege',
+      { allowedRoles: [{ kind: 'RoleBinding', name: 'x' }] },
+      ['rules[0].params.allowedRoles[0].kind: must be one of: "Role", "ClusterRole"'],
+    ],
+    [
+      'rbacPrivilege',
+      { allowedRoles: [{ kind: 'Role' }] },
+      ['rules[0].params.allowedRoles[0].name: is required'],
+    ],
   ];
   for (const [check, params, errors] of rows) {
     t.same(errorsOf(ruleSet([rule(check, params)])), errors, `${check} ${JSON.stringify(params)}`);
@@ -232,7 +243,19 @@ t.test('a valid RuleSet compiles with its defaults, and the input is left as it 
     result.ruleset.rules.map((r) => [r.name, r.check, r.action, r.compiled.target.id, r.compiled.params]),
     [
       ['seccomp', 'seccomp', 'deny', 'pod', { requireProfile: true, mutate: true }],
-      ['admin', 'clusterAdminBinding', 'warn', 'binding', { roles: ['cluster-admin'], allowedSubjects: [] }],
+      [
+        'admin',
+        'clusterAdminBinding',
+        'warn',
+        'binding',
+        {
+          roles: ['cluster-admin'],
+          allowedSubjects: [],
+          denyClusterAdminInEffect: false,
+          denyClusterWideSecretsAndPods: false,
+          denyEverybody: false,
+        },
+      ],
     ],
   );
   t.equal(result.ruleset.exemptions.namespace('kube-system'), true);
@@ -275,6 +298,7 @@ t.test('rules/default.yaml compiles', async (t) => {
       ['safe-sysctls', 'sysctls', 'deny'],
       ['no-probe-host', 'hostProbes', 'deny'],
       ['restricted-volumes', 'volumeTypes', 'warn'],
+      ['no-rbac-privilege', 'rbacPrivilege', 'deny'],
     ],
   );
   t.same(

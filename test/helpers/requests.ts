@@ -15,8 +15,12 @@ const GROUP_OF_KIND: Record<string, { group: string; version: string; resource: 
   CronJob: { group: 'batch', version: 'v1', resource: 'cronjobs' },
   RoleBinding: { group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'rolebindings' },
   ClusterRoleBinding: { group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'clusterrolebindings' },
+  Role: { group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'roles' },
+  ClusterRole: { group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'clusterroles' },
   ConfigMap: { group: '', version: 'v1', resource: 'configmaps' },
 };
+
+const CLUSTER_SCOPED: ReadonlySet<string> = new Set(['ClusterRoleBinding', 'ClusterRole']);
 
 export interface RequestOptions {
   operation?: Operation;
@@ -37,7 +41,7 @@ export function requestFor(kind: string, object: unknown, options: RequestOption
     kind: gvk,
     resource: { group: gvr.group, version: gvr.version, resource: gvr.resource },
     ...(options.subResource === undefined ? {} : { subResource: options.subResource }),
-    namespace: options.namespace ?? (kind === 'ClusterRoleBinding' ? undefined : 'default'),
+    namespace: options.namespace ?? (CLUSTER_SCOPED.has(kind) ? undefined : 'default'),
     operation: options.operation ?? 'CREATE',
     userInfo: { username: options.username ?? 'alice', groups: options.groups ?? ['system:authenticated'] },
     object,

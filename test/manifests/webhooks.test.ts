@@ -5,7 +5,7 @@
 
 import t from 'tap';
 import { mutationCondition, POD_TEMPLATE_KINDS } from '../../src/core/index.js';
-import { BINDING_KINDS, RBAC_GROUP } from '../../src/core/rbac.js';
+import { BINDING_KINDS, RBAC_GROUP, ROLE_KINDS } from '../../src/core/rbac.js';
 import {
   at,
   namespaceLabels,
@@ -128,14 +128,18 @@ t.test('the workload webhooks judge every other namespace, Portcullis’ own inc
   }
 });
 
-t.test('validating coverage: exactly the pod kinds, ephemeral containers and role bindings', async (t) => {
-  const expected = [
-    ...podKinds.flatMap(({ group, resource }) => both(group, resource)),
-    '/pods/ephemeralcontainers UPDATE',
-    ...BINDING_KINDS.flatMap((kind) => both(RBAC_GROUP, resourceOf(kind))),
-  ].sort();
-  t.same(coverage(named(validating, VALIDATING)), expected);
-});
+t.test(
+  'validating coverage: exactly the pod kinds, ephemeral containers, roles and role bindings',
+  async (t) => {
+    const expected = [
+      ...podKinds.flatMap(({ group, resource }) => both(group, resource)),
+      '/pods/ephemeralcontainers UPDATE',
+      ...BINDING_KINDS.flatMap((kind) => both(RBAC_GROUP, resourceOf(kind))),
+      ...ROLE_KINDS.flatMap((kind) => both(RBAC_GROUP, resourceOf(kind))),
+    ].sort();
+    t.same(coverage(named(validating, VALIDATING)), expected);
+  },
+);
 
 t.test(
   'mutating coverage: pods on CREATE (a pod’s securityContext is immutable), templates on both',

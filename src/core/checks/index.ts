@@ -16,6 +16,7 @@ import { privileged } from './privileged.js';
 import { procMount } from './procMount.js';
 import { runAsNonRoot } from './runAsNonRoot.js';
 import { runAsUser } from './runAsUser.js';
+import { rbacPrivilege } from './rbacPrivilege.js';
 import { seccomp } from './seccomp.js';
 import { seLinux } from './seLinux.js';
 import { sysctls } from './sysctls.js';
@@ -43,5 +44,6 @@ export const CHECKS: ReadonlyMap<string, CheckDefinition> = new Map(
     sysctls,
     volumeTypes,
     podSecurity,
+    rbacPrivilege,
   ].map((c) => [c.id, c]),
 );
