@@ -19,6 +19,7 @@ import {
   evaluate,
   isObject,
   mutate,
+  RoleIndex,
   type AdmissionRequest,
   type CompiledRuleSet,
   type EvaluationContext,
@@ -93,8 +94,14 @@ function objectsOf(value: unknown): unknown[] {
 function inputFacts(documents: readonly SourceDocument[]): InputFacts {
   const namespaces = new Map<string, unknown>();
   const customKinds = new Map<string, CustomKind>();
+  // A binding is judged by what its ClusterRole grants: the ClusterRoles of the whole input are what
+  // `check` can see (besides Kubernetes' bootstrap roles).
+  const roles = new RoleIndex();
   for (const object of documents.flatMap((d) => objectsOf(d.value))) {
     if (!isObject(object) || !isObject(object['metadata'])) continue;
+    if (object['kind'] === 'ClusterRole' && object['apiVersion'] === 'rbac.authorization.k8s.io/v1') {
+      roles.add(object);
+    }
     const name = object['metadata']['name'];
     if (object['kind'] === 'Namespace' && object['apiVersion'] === 'v1' && typeof name === 'string') {
       namespaces.set(name, object);
@@ -108,7 +115,7 @@ function inputFacts(documents: readonly SourceDocument[]): InputFacts {
       }
     }
   }
-  return { context: namespaces.size === 0 ? {} : { namespaces }, customKinds };
+  return { context: { ...(namespaces.size === 0 ? {} : { namespaces }), roles }, customKinds };
 }
 
 export async function runCheck(

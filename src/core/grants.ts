@@ -8,10 +8,12 @@ import { BOOTSTRAP_CLUSTER_ROLES } from './bootstrap.js';
 import {
   AGGREGATION_LABELS,
   RBAC_GROUP,
+  readRole,
   selectorMatches,
   type PolicyRuleView,
   type RoleView,
 } from './rbac.js';
+import { readObject } from './read.js';
 
 /**
  * The ClusterRoles the caller could see: `serve` keeps the API server's in a watched cache,
@@ -29,6 +31,16 @@ export class RoleIndex implements RoleLookup {
 
   set(role: RoleView): void {
     this.#byName.set(role.name, role);
+  }
+
+  /**
+   * Reads a ClusterRole object (from the API server or an input file) and keeps it; false, and
+   * nothing kept, when it cannot be read: a malformed role grants nothing Portcullis could judge.
+   */
+  add(object: unknown): boolean {
+    const read = readObject(() => readRole(object, 'ClusterRole', ''));
+    if (read.ok) this.set(read.value);
+    return read.ok;
   }
 
   delete(name: string): void {

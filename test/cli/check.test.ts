@@ -587,6 +587,42 @@ t.test('objects printed by kubectl', { skip: noKubectl }, async (t) => {
       expected: { kind: 'RoleBinding', namespace: 'team', name: 'rb', allowed: true },
       violations: [],
     },
+    {
+      name: "create clusterrole god --verb='*' --resource='*'",
+      text: kubectl('create', 'clusterrole', 'god', '--verb=*', '--resource=*', '-o', 'yaml'),
+      expected: { kind: 'ClusterRole', namespace: null, name: 'god', allowed: false },
+      violations: [
+        ['no-rbac-privilege', 'ClusterRole "god" grants * on * in the core API group', 'rules[0]'],
+      ],
+    },
+    {
+      name: 'create clusterrolebinding of the bootstrap admin (known without being in the input)',
+      text: kubectl('create', 'clusterrolebinding', 'x', '--clusterrole=admin', '--user=bob', '-o', 'yaml'),
+      expected: { kind: 'ClusterRoleBinding', name: 'x', allowed: false },
+      violations: [
+        [
+          'no-cluster-admin-binding',
+          'ClusterRoleBinding "x": roleRef ClusterRole "admin" grants get on secrets and create on pods in every namespace to User "bob"',
+          'subjects[0]',
+        ],
+      ],
+    },
+    {
+      name: 'create rolebinding of admin for a user in one namespace',
+      text: kubectl(
+        'create',
+        'rolebinding',
+        'a',
+        '--clusterrole=admin',
+        '--user=alice',
+        '-n',
+        'team',
+        '-o',
+        'yaml',
+      ),
+      expected: { kind: 'RoleBinding', namespace: 'team', name: 'a', allowed: true },
+      violations: [],
+    },
   ];
   for (const row of rows) {
     const run = await check(['-'], { rules: DEFAULT_RULES_PATH }, Readable.from([row.text]));
@@ -631,3 +667,63 @@ t.test('objects printed by kubectl', { skip: noKubectl }, async (t) => {
     ),
   );
 });
+
+t.test(
+  'a binding is judged by the ClusterRoles of the same input, whatever their order',
+  { skip: noKubectl },
+  async (t) => {
+    const kubectl = (...args: string[]) => {
+      const out = spawnSync('kubectl', [...args, '--dry-run=client'], { encoding: 'utf8' });
+      if (out.status !== 0) throw new Error(`kubectl ${args.join(' ')}: ${out.stderr}`);
+      return out.stdout;
+    };
+    const god = kubectl('create', 'clusterrole', 'god', '--verb=*', '--resource=*', '-o', 'yaml').replace(
+      '- ""',
+      "- '*'",
+    );
+    const bindings = [
+      kubectl('create', 'clusterrolebinding', 'x', '--clusterrole=god', '--user=mallory', '-o', 'yaml'),
+      kubectl('create', 'clusterrolebinding', 'y', '--clusterrole=unseen', '--user=bob', '-o', 'yaml'),
+    ];
+    const text = [...bindings, god].join('---\n');
+    const run = await check(['-'], { rules: DEFAULT_RULES_PATH }, Readable.from([text]));
+    t.equal(run.exitCode, 1);
+    const results = list(at(json(run), 'results'));
+    t.same(
+      results.map((r) => [
+        at(r, 'name'),
+        at(r, 'allowed'),
+        list(at(r, 'violations')).map((v) => [at(v, 'action'), at(v, 'message')]),
+      ]),
+      [
+        [
+          'x',
+          false,
+          [
+            [
+              'deny',
+              'ClusterRoleBinding "x": roleRef ClusterRole "god" grants * on * (cluster-admin in effect) to User "mallory"',
+            ],
+          ],
+        ],
+        [
+          'y',
+          true,
+          [
+            [
+              'warn',
+              'ClusterRoleBinding "y": roleRef ClusterRole "unseen" is not known to Portcullis (not in the cluster, the input or the bootstrap policy), so what it grants was not judged',
+            ],
+          ],
+        ],
+        ['god', false, [['deny', 'ClusterRole "god" grants * on * (cluster-admin in effect)']]],
+      ],
+    );
+    const alone = await check(['-'], { rules: DEFAULT_RULES_PATH }, Readable.from([bindings[0] ?? '']));
+    t.same(
+      list(at(at(json(alone), 'results', 0), 'violations')).map((v) => at(v, 'action')),
+      ['warn'],
+      'without the ClusterRole in the input, the same binding is reported, not judged',
+    );
+  },
+);
