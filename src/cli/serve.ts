@@ -14,6 +14,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import pino, { type Logger } from 'pino';
 import { JsonLinesSink, type AuditSink } from '../audit/sink.js';
 import { WebhookSink } from '../audit/webhook.js';
+import type { ClusterRolesWatch } from '../config/cluster-roles-watch.js';
 import { parseConfigMapRef, type ConfigMapRef } from '../config/rules-configmap.js';
 import { watchRulesFile, type RulesWatch } from '../config/rules-file-watch.js';
 import { DEFAULT_RULES_PATH, type LoadedRuleSet } from '../config/ruleset-source.js';
@@ -133,8 +134,15 @@ export async function runServe(options: ServeOptions): Promise<number> {
     await Promise.all(sinks.sinks.map((sink) => sink.close()));
     return fail([watch.message]);
   }
+  const clusterRoles = await watchClusterRoles(options, logger);
+  if (!clusterRoles.ok) {
+    await watch.watch.stop();
+    await Promise.all(sinks.sinks.map((sink) => sink.close()));
+    return fail([clusterRoles.message]);
+  }
   const server = await createServer({
     rules,
+    ...(clusterRoles.watch === undefined ? {} : { clusterRoles: clusterRoles.watch }),
     ...(options.rulesConfigmap === undefined ? {} : { rulesConfigMap: options.rulesConfigmap }),
     ...(watch.namespaces === undefined ? {} : { namespaces: watch.namespaces }),
     certificate: certificate.certificate,
@@ -150,6 +158,7 @@ export async function runServe(options: ServeOptions): Promise<number> {
   } catch (err) {
     logger.error({ err, host: options.host, port: options.port }, 'cannot listen');
     await watch.watch.stop();
+    await clusterRoles.watch?.stop();
     await server.shutdown();
     return 1;
   }
@@ -165,6 +174,7 @@ export async function runServe(options: ServeOptions): Promise<number> {
   });
   logger.info({ signal }, 'shutting down');
   await watch.watch.stop();
+  await clusterRoles.watch?.stop();
   await server.shutdown();
   return 0;
 }
@@ -222,6 +232,27 @@ async function watchRules(
     },
   };
   return { ok: true, watch, namespaces: namespaceWatch.namespaces };
+}
+
+/**
+ * With --rules-configmap (serve in a cluster), the ClusterRoles too, so bindings are judged by what
+ * their role grants. Without a cluster, only Kubernetes' bootstrap roles are known.
+ */
+async function watchClusterRoles(
+  options: ServeOptions,
+  logger: Logger,
+): Promise<{ ok: true; watch: ClusterRolesWatch | undefined } | { ok: false; message: string }> {
+  if (options.rulesConfigmap === undefined) return { ok: true, watch: undefined };
+  const { loadKubeConfig } = await import('../config/rules-configmap-watch.js');
+  const { watchClusterRoles: watch } = await import('../config/cluster-roles-watch.js');
+  try {
+    return { ok: true, watch: watch({ kubeConfig: loadKubeConfig(options.kubeconfig), log: logger }) };
+  } catch (err) {
+    return {
+      ok: false,
+      message: `cannot watch ClusterRoles: ${err instanceof Error ? err.message : String(err)}`,
+    };
+  }
 }
 
 type CertificateResult = { ok: true; certificate: ServingCertificate } | { ok: false; message: string };

@@ -14,6 +14,7 @@ import {
   type AdmissionRequest,
   type Decision,
   type DenyReason,
+  type EvaluationContext,
 } from '../core/index.js';
 
 export interface AdmissionResponse {
@@ -59,6 +60,8 @@ export interface Judge {
   rulesConfigMap?: ConfigMapRef | undefined;
   /** Namespace objects by name (serve's watch), for `cel` rules' namespaceObject and namespaceSelector. */
   namespaces?: ReadonlyMap<string, unknown> | undefined;
+  /** Facts from the cluster for the checks (the ClusterRoles `serve` watches). */
+  context?: EvaluationContext | undefined;
 }
 
 /** Fails closed: without a RuleSet nothing is known to be safe, so only the fix itself gets in. */
@@ -83,11 +86,10 @@ function decide(request: AdmissionRequest, judge: Judge): Decision {
       rulesApplied: [],
     };
   }
-  return evaluate(
-    request,
-    judge.loaded.ruleset,
-    judge.namespaces === undefined ? {} : { namespaces: judge.namespaces },
-  );
+  return evaluate(request, judge.loaded.ruleset, {
+    ...(judge.namespaces === undefined ? {} : { namespaces: judge.namespaces }),
+    ...judge.context,
+  });
 }
 
 export function validateReview(review: AdmissionReview, judge: Judge): Answer {

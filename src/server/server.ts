@@ -16,6 +16,7 @@ import {
   type RequestFacts,
 } from '../audit/event.js';
 import type { AuditSink } from '../audit/sink.js';
+import type { ClusterRolesWatch } from '../config/cluster-roles-watch.js';
 import type { ConfigMapRef } from '../config/rules-configmap.js';
 import { formatRules, mutateReview, validateReview, type Answer, type Judge } from './admission.js';
 import {
@@ -48,6 +49,8 @@ export interface ServerOptions {
   /** Namespace objects by name, kept current by a watch (`cel` rules read them). */
   namespaces?: ReadonlyMap<string, unknown>;
   certificate: ServingCertificate;
+  /** `serve` in a cluster: the watched ClusterRoles; not ready until they are listed. */
+  clusterRoles?: ClusterRolesWatch;
   /** Watched for rotation when given; a pair given only in memory is served as is. */
   certificateFiles?: CertificateFiles;
   watch?: WatchOptions;
@@ -125,6 +128,8 @@ function tlsOptions(pair: ServingCertificate): SecureContextOptions {
 
 export async function createServer(options: ServerOptions): Promise<AdmissionServer> {
   const { rules, metrics, logger } = options;
+  // The same lookup for every request: the watch updates it in place.
+  const context = options.clusterRoles === undefined ? {} : { roles: options.clusterRoles.roles };
   const bodyLimit = options.bodyLimit ?? BODY_LIMIT;
   const app = Fastify({
     https: tlsOptions(options.certificate),
@@ -219,6 +224,7 @@ export async function createServer(options: ServerOptions): Promise<AdmissionSer
         loaded,
         rulesConfigMap: options.rulesConfigMap,
         namespaces: options.namespaces,
+        context,
       });
       const completedAt = clock();
       // Enqueued before the answer leaves, so no answer is ever sent without its event.
@@ -257,8 +263,10 @@ export async function createServer(options: ServerOptions): Promise<AdmissionSer
     const reasons: string[] = [];
     if (closing) reasons.push('shutting down');
     if (rules.current === undefined) reasons.push('no valid RuleSet loaded');
+    const roles = options.clusterRoles?.notReady();
+    if (roles !== undefined) reasons.push(roles);
     else {
-      const failure = selfCheck({ loaded: rules.current, rulesConfigMap: options.rulesConfigMap });
+      const failure = selfCheck({ loaded: rules.current, rulesConfigMap: options.rulesConfigMap, context });
       if (failure !== undefined) reasons.push(`admission self-check failed: ${failure}`);
     }
     if (certificate.notAfter.getTime() <= Date.now()) reasons.push('serving certificate has expired');

@@ -50,6 +50,8 @@ t.test('the base renders exactly the objects Portcullis needs, in namespace port
   t.same(base.map(idOf).sort(), [
     'ClusterRole portcullis',
     'ClusterRoleBinding portcullis',
+    'ClusterRole portcullis-clusterrole-reader',
+    'ClusterRoleBinding portcullis-clusterrole-reader',
     'ConfigMap portcullis-rules',
     'Deployment portcullis',
     'MutatingWebhookConfiguration portcullis',
@@ -222,6 +224,8 @@ t.test('overlays/local-url points every webhook at 127.0.0.1 and runs nothing in
   t.same(objects.map(idOf).sort(), [
     'ClusterRole portcullis',
     'ClusterRoleBinding portcullis',
+    'ClusterRole portcullis-clusterrole-reader',
+    'ClusterRoleBinding portcullis-clusterrole-reader',
     'ConfigMap portcullis-rules',
     'MutatingWebhookConfiguration portcullis',
     'Namespace portcullis',

@@ -43,13 +43,15 @@ t.test(
         clusterWide.map(describe).sort(),
         [
           'rbac.authorization.k8s.io/v1 ClusterRole portcullis',
+          'rbac.authorization.k8s.io/v1 ClusterRole portcullis-clusterrole-reader',
           'rbac.authorization.k8s.io/v1 ClusterRoleBinding portcullis',
+          'rbac.authorization.k8s.io/v1 ClusterRoleBinding portcullis-clusterrole-reader',
         ],
         name,
       );
     }
     const validating = only(base, 'ValidatingWebhookConfiguration');
-    t.same(only(base, 'ClusterRole')['rules'], [
+    t.same(named(base, 'ClusterRole', 'portcullis')['rules'], [
       // Read only: the labels and fields of Namespaces, for namespaceObject and namespaceSelector.
       { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
       // Its own webhook configuration, by name; never create or delete, never another one.
@@ -60,7 +62,7 @@ t.test(
         verbs: ['get', 'patch'],
       },
     ]);
-    const binding = only(base, 'ClusterRoleBinding');
+    const binding = named(base, 'ClusterRoleBinding', 'portcullis');
     t.same(binding['roleRef'], {
       apiGroup: 'rbac.authorization.k8s.io',
       kind: 'ClusterRole',
@@ -69,6 +71,29 @@ t.test(
     t.same(binding['subjects'], [{ kind: 'ServiceAccount', name: 'portcullis', namespace: 'portcullis' }]);
   },
 );
+
+t.test('the ClusterRole reader: get, list, watch on clusterroles, for the binding checks', async (t) => {
+  t.same(named(base, 'ClusterRole', 'portcullis-clusterrole-reader')['rules'], [
+    {
+      apiGroups: ['rbac.authorization.k8s.io'],
+      resources: ['clusterroles'],
+      verbs: ['get', 'list', 'watch'],
+    },
+  ]);
+  const binding = named(base, 'ClusterRoleBinding', 'portcullis-clusterrole-reader');
+  t.same(binding['roleRef'], {
+    apiGroup: 'rbac.authorization.k8s.io',
+    kind: 'ClusterRole',
+    name: 'portcullis-clusterrole-reader',
+  });
+  t.same(binding['subjects'], [{ kind: 'ServiceAccount', name: 'portcullis', namespace: 'portcullis' }]);
+});
+
+function named(objects: KubeObject[], kind: string, name: string): KubeObject {
+  const found = objects.find((o) => o.kind === kind && record(o['metadata'])['name'] === name);
+  if (found === undefined) throw new Error(`no ${kind} ${name}`);
+  return found;
+}
 
 t.test('the Role grants its one ConfigMap by name and Events, nothing else', async (t) => {
   const role = only(base, 'Role');
