@@ -4,7 +4,16 @@
 // suite asserts, this file only starts, drives and stops.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, createWriteStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  createWriteStream,
+  existsSync,
+  openSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import https from 'node:https';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
@@ -222,6 +231,55 @@ export class Cluster {
     await run('bash', [join(SCRIPTS, 'stop-cluster.sh'), workdir], { timeoutMs: 60_000 });
   }
 
+  /**
+   * Stops the kube-apiserver and starts it again with the same flags on the same etcd
+   * (start-cluster.sh always starts from an empty one), as a control-plane restart does: the API
+   * server then reconciles its bootstrap RBAC through whatever admission webhooks are registered.
+   * Resolves once /readyz answers 200 (its post-start hooks included); throws if the process exits
+   * first (a failed post-start hook is fatal) or is not ready within `timeoutMs`.
+   */
+  async restartApiServer(timeoutMs = 90_000): Promise<void> {
+    const pidFile = join(this.workdir, 'kube-apiserver.pid');
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((arg) => arg !== '');
+    const [binary, ...flags] = argv;
+    if (binary === undefined || !argv.some((arg) => arg.includes(`${this.workdir}/`))) {
+      throw new Error(`pid ${pid} is not this cluster's kube-apiserver`);
+    }
+    process.kill(pid, 'SIGTERM');
+    if ((await poll(async () => (isAlive(pid) ? undefined : true), 30_000)) !== true) {
+      process.kill(pid, 'SIGKILL');
+    }
+    const log = openSync(join(this.workdir, 'kube-apiserver.log'), 'a');
+    const child = spawn(binary, flags, { detached: true, stdio: ['ignore', log, log], env: childEnv() });
+    closeSync(log);
+    child.unref();
+    const restarted = child.pid;
+    if (restarted === undefined) throw new Error('kube-apiserver did not start again');
+    writeFileSync(pidFile, String(restarted));
+    const ready = await poll(
+      async () => {
+        if (!isAlive(restarted)) return false;
+        try {
+          return (await this.api('GET', '/readyz')).status === 200 ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      timeoutMs,
+      250,
+    );
+    if (ready !== true) {
+      const logText = readFileSync(join(this.workdir, 'kube-apiserver.log'), 'utf8');
+      const tail = logText.trimEnd().split('\n').slice(-30).join('\n');
+      throw new Error(
+        `kube-apiserver ${ready === false ? 'exited' : 'not ready'} after the restart:\n${tail}`,
+      );
+    }
+  }
+
   kubectl(args: readonly string[], input?: string): Promise<RunResult> {
     return run('kubectl', ['--kubeconfig', this.kubeconfig, ...args], {
       ...(input === undefined ? {} : { input }),
@@ -240,6 +298,15 @@ export class Cluster {
       headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }
 
