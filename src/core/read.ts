@@ -75,14 +75,6 @@ export function optString(parent: JsonObject, key: string, path: FieldPath): str
   return value;
 }
 
-/** A list of strings; absent is empty, a wrong item type names its index. */
-export function optStringList(parent: JsonObject, key: string, path: FieldPath): string[] {
-  return optList(parent, key, path).map((item, index) => {
-    if (typeof item !== 'string') fail([...path, key, index], 'a string', item);
-    return item;
-  });
-}
-
 export function optBoolean(parent: JsonObject, key: string, path: FieldPath): boolean | undefined {
   const value = parent[key];
   if (value === undefined || value === null) return undefined;
