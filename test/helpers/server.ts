@@ -20,6 +20,7 @@ import {
   type ServingCertificate,
   type WatchOptions,
 } from '../../src/server/certificates.js';
+import type { ClusterRolesWatch } from '../../src/config/cluster-roles-watch.js';
 import type { ConfigMapRef } from '../../src/config/rules-configmap.js';
 import { createMetrics, type Metrics } from '../../src/server/metrics.js';
 import { RuleSetHolder } from '../../src/server/ruleset-holder.js';
@@ -114,6 +115,8 @@ export interface StartOptions {
   /** The shipped default when left out; `null` starts the server with no RuleSet (not ready). */
   rules?: LoadedRuleSet | null;
   rulesConfigMap?: ConfigMapRef;
+  /** What `serve --rules-configmap` watches: the cluster's ClusterRoles. */
+  clusterRoles?: ClusterRolesWatch;
   certificateFiles?: CertificateFiles;
   watch?: WatchOptions;
   sinks?: AuditSink[];
@@ -139,6 +142,7 @@ export async function startServer(options: StartOptions): Promise<TestServer> {
   const server = await createServer({
     rules,
     ...(options.rulesConfigMap ? { rulesConfigMap: options.rulesConfigMap } : {}),
+    ...(options.clusterRoles ? { clusterRoles: options.clusterRoles } : {}),
     certificate: serving(options.certificates),
     ...(options.certificateFiles ? { certificateFiles: options.certificateFiles } : {}),
     ...(options.watch ? { watch: options.watch } : {}),
