@@ -49,8 +49,8 @@ const idOf = (o: KubeObject): string => `${o.kind} ${String(record(o['metadata']
 t.test('the base renders exactly the objects Portcullis needs, in namespace portcullis', async (t) => {
   t.same(base.map(idOf).sort(), [
     'ClusterRole portcullis',
-    'ClusterRoleBinding portcullis',
     'ClusterRole portcullis-clusterrole-reader',
+    'ClusterRoleBinding portcullis',
     'ClusterRoleBinding portcullis-clusterrole-reader',
     'ConfigMap portcullis-rules',
     'Deployment portcullis',
@@ -223,8 +223,8 @@ t.test('overlays/local-url points every webhook at 127.0.0.1 and runs nothing in
   await assertSchemas(t, objects);
   t.same(objects.map(idOf).sort(), [
     'ClusterRole portcullis',
-    'ClusterRoleBinding portcullis',
     'ClusterRole portcullis-clusterrole-reader',
+    'ClusterRoleBinding portcullis',
     'ClusterRoleBinding portcullis-clusterrole-reader',
     'ConfigMap portcullis-rules',
     'MutatingWebhookConfiguration portcullis',
