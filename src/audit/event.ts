@@ -51,6 +51,7 @@ export const ANNOTATIONS = {
   endpoint: 'portcullis.io/endpoint',
   /** The Portcullis version that answered, so an audit trail spans upgrades unambiguously. */
   version: 'portcullis.io/version',
+  exceptions: 'portcullis.io/exceptions',
 } as const;
 
 /**
@@ -97,6 +98,8 @@ export interface AdmissionOutcome {
   decision: string;
   /** `rule=action,…`, empty when no rule had anything to say. */
   violations: string;
+  /** `exception=expires,…` of the exceptions that let something through; empty or absent when none did. */
+  exceptions?: string;
   ruleset: RuleSetVersion | undefined;
 }
 
@@ -141,6 +144,8 @@ export function admissionEvent(
   annotations[ANNOTATIONS.endpoint] = facts.endpoint;
   annotations[ANNOTATIONS.version] = VERSION;
   if (outcome.violations !== '') annotations[ANNOTATIONS.violations] = outcome.violations;
+  if (outcome.exceptions !== undefined && outcome.exceptions !== '')
+    annotations[ANNOTATIONS.exceptions] = outcome.exceptions;
 
   const { userInfo } = request;
   const user: UserInfo = {};

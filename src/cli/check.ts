@@ -3,8 +3,9 @@
 // 1: something denied; 2: unreadable input or an invalid RuleSet (with file and line).
 
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { extname, join } from 'node:path';
-import { Command, Option } from 'commander';
+import { extname, join, relative } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { minimatch } from 'minimatch';
 import {
   createRequestFor,
   requestFromSavedReview,
@@ -15,17 +16,23 @@ import { unsentByShippedWebhooks } from '../config/shipped-webhooks.js';
 import { DEFAULT_RULES_PATH, loadRuleSetFile } from '../config/ruleset-source.js';
 import { parseDocuments, type SourceDocument } from '../config/documents.js';
 import {
-  applyMutation,
-  evaluate,
   isObject,
-  mutate,
   RoleIndex,
+  outcome,
   type AdmissionRequest,
   type CompiledRuleSet,
   type EvaluationContext,
 } from '../core/index.js';
 
-import { formatJson, formatSarif, formatTable, type CheckResult } from './report.js';
+import { judgeAsAdmitted } from './judge.js';
+import {
+  formatJson,
+  formatSarif,
+  formatTable,
+  inputErrorLocation,
+  type CheckResult,
+  type InputError,
+} from './report.js';
 
 const MANIFEST_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 const STDIN = '-';
@@ -34,6 +41,20 @@ export interface CheckOptions {
   rules: string;
   output: 'table' | 'json' | 'sarif';
   namespace: string;
+  /** Paths (relative to the working directory) matching any of these globs are not read. */
+  ignore?: string[];
+  /** Exit 1 when a warn rule has something to say, not only when something is denied. */
+  failOnWarn?: boolean;
+  /** Show what /mutate would patch (it is always applied before judging). */
+  showMutations?: boolean;
+  /** The time the decisions are made at (exceptions' windows); default now. */
+  now?: Date;
+}
+
+function parseTime(value: string): Date {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) throw new InvalidArgumentError('must be an RFC 3339 date or date-time');
+  return date;
 }
 
 export function checkCommand(setExitCode: (code: number) => void): Command {
@@ -54,9 +75,24 @@ export function checkCommand(setExitCode: (code: number) => void): Command {
       'namespace for namespaced objects that name none (as kubectl does)',
       'default',
     )
+    .option(
+      '--ignore <glob>',
+      'skip paths matching this glob, relative to the working directory (repeatable), e.g. "charts/**"',
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
+    .option('--fail-on-warn', 'exit 1 when a warn rule has something to say, as for a denial', false)
+    .option('--show-mutations', 'show what /mutate would patch (it is always applied before judging)', false)
+    .option(
+      '--now <time>',
+      'judge as of this time (exceptions apply within their window); default now',
+      parseTime,
+    )
     .addHelpText(
       'after',
-      '\nExit status: 0 nothing denied, 1 something denied, 2 unreadable input or invalid RuleSet.\n' +
+      '\nExit status: 0 nothing denied, 1 something denied (or warned, with --fail-on-warn),\n' +
+        '2 an input could not be read (every other file is still judged and reported), nothing to\n' +
+        'check at all, or an invalid RuleSet.\n' +
         'A bare object is judged as a CREATE; an AdmissionReview as its request; a List item by item.\n' +
         "As in the cluster, /mutate's patch (seccomp RuntimeDefault) is applied before the rules judge.",
     )
@@ -91,7 +127,7 @@ function objectsOf(value: unknown): unknown[] {
   return [value];
 }
 
-function inputFacts(documents: readonly SourceDocument[]): InputFacts {
+function inputFacts(documents: readonly SourceDocument[], now: Date): InputFacts {
   const namespaces = new Map<string, unknown>();
   const customKinds = new Map<string, CustomKind>();
   // A binding is judged by what its ClusterRole grants: the ClusterRoles of the whole input are what
@@ -115,7 +151,7 @@ function inputFacts(documents: readonly SourceDocument[]): InputFacts {
       }
     }
   }
-  return { context: { ...(namespaces.size === 0 ? {} : { namespaces }), roles }, customKinds };
+  return { context: { now, ...(namespaces.size === 0 ? {} : { namespaces }), roles }, customKinds };
 }
 
 export async function runCheck(
@@ -127,64 +163,93 @@ export async function runCheck(
   if (!load.ok) return { exitCode: 2, output: '', errors: load.errors, warnings: [] };
   const ruleset = load.loaded.ruleset;
   const warnings = unsentByShippedWebhooks(ruleset);
+  const now = options.now ?? new Date();
 
-  const errors: string[] = [];
+  // An unreadable input is reported, and every other one still judged: one broken file in a
+  // repository must not hide the verdicts on the rest.
+  const inputErrors: InputError[] = [];
   const results: CheckResult[] = [];
+  const ignored = (path: string): boolean =>
+    (options.ignore ?? []).some((glob) => minimatch(relative('.', path), glob, { dot: true }));
   // Read everything first: a Namespace or a CRD anywhere in the input is known to every object.
   const inputs: { source: string; documents: SourceDocument[] }[] = [];
-  for (const input of await expandPaths(paths, errors)) {
-    const text = await readInput(input, stdin, errors);
-    if (text === undefined) continue;
+  for (const input of await expandPaths(paths, inputErrors, ignored)) {
     const source = input === STDIN ? '<stdin>' : input;
+    const text = await readInput(input, source, stdin, inputErrors);
+    if (text === undefined) continue;
     const parsed = parseDocuments(text);
     if (!parsed.ok) {
-      errors.push(`${source}:${parsed.line}:${parsed.column}: ${parsed.message}`);
+      inputErrors.push({ file: source, line: parsed.line, column: parsed.column, message: parsed.message });
       continue;
     }
     inputs.push({ source, documents: parsed.documents });
   }
-  const facts = inputFacts(inputs.flatMap((i) => i.documents));
+  const facts = inputFacts(
+    inputs.flatMap((i) => i.documents),
+    now,
+  );
   for (const { source, documents } of inputs) {
     for (const document of documents) {
-      judgeDocument(source, document, ruleset, options.namespace, facts, results, errors);
+      judgeDocument(source, document, ruleset, options.namespace, facts, results, inputErrors);
     }
   }
-  if (errors.length > 0) return { exitCode: 2, output: '', errors, warnings };
+  if (results.length === 0 && inputErrors.length === 0) {
+    return {
+      exitCode: 2,
+      output: '',
+      errors: [
+        `nothing to check: no Kubernetes object in ${paths.join(' ')} (an empty input is an error, not a pass)`,
+      ],
+      warnings,
+    };
+  }
 
+  const report = { results, errors: inputErrors, showMutations: options.showMutations === true };
   const output =
     options.output === 'json'
-      ? formatJson(results)
+      ? formatJson(report)
       : options.output === 'sarif'
-        ? formatSarif(results, ruleset)
-        : formatTable(results);
-  return { exitCode: results.some((r) => !r.decision.allowed) ? 1 : 0, output, errors, warnings };
+        ? formatSarif(report, ruleset)
+        : formatTable(report);
+  const errors = inputErrors.map((e) => `${inputErrorLocation(e)}: ${e.message}`);
+  if (inputErrors.length > 0) return { exitCode: 2, output, errors, warnings };
+  const failed = results.some(
+    (r) => !r.decision.allowed || (options.failOnWarn === true && outcome(r.decision) === 'warn'),
+  );
+  return { exitCode: failed ? 1 : 0, output, errors, warnings };
 }
 
-async function expandPaths(paths: readonly string[], errors: string[]): Promise<string[]> {
+async function expandPaths(
+  paths: readonly string[],
+  errors: InputError[],
+  ignored: (path: string) => boolean,
+): Promise<string[]> {
   const files: string[] = [];
   for (const path of paths) {
     if (path === STDIN) {
       files.push(path);
       continue;
     }
+    if (ignored(path)) continue;
     try {
-      if ((await stat(path)).isDirectory()) files.push(...(await walk(path)));
+      if ((await stat(path)).isDirectory()) files.push(...(await walk(path, ignored)));
       else files.push(path);
     } catch (err) {
-      errors.push(`${path}: cannot read (${errorCode(err)})`);
+      errors.push({ file: path, message: `cannot read (${errorCode(err)})` });
     }
   }
   return files;
 }
 
 /** Manifest files below `dir`, in a stable order so results keep their order between runs. */
-async function walk(dir: string): Promise<string[]> {
+async function walk(dir: string, ignored: (path: string) => boolean): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const files: string[] = [];
   for (const entry of entries) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) files.push(...(await walk(path)));
+    if (ignored(path)) continue;
+    if (entry.isDirectory()) files.push(...(await walk(path, ignored)));
     else if (MANIFEST_EXTENSIONS.has(extname(entry.name))) files.push(path);
   }
   return files;
@@ -192,8 +257,9 @@ async function walk(dir: string): Promise<string[]> {
 
 async function readInput(
   path: string,
+  source: string,
   stdin: NodeJS.ReadableStream,
-  errors: string[],
+  errors: InputError[],
 ): Promise<string | undefined> {
   try {
     if (path !== STDIN) return await readFile(path, 'utf8');
@@ -201,7 +267,7 @@ async function readInput(
     for await (const chunk of stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
     return Buffer.concat(chunks).toString('utf8');
   } catch (err) {
-    errors.push(`${path}: cannot read (${errorCode(err)})`);
+    errors.push({ file: source, message: `cannot read (${errorCode(err)})` });
     return undefined;
   }
 }
@@ -217,14 +283,14 @@ function judgeDocument(
   namespace: string,
   facts: InputFacts,
   results: CheckResult[],
-  errors: string[],
+  errors: InputError[],
 ): void {
-  const where = `${source}:${document.line}`;
+  const fail = (line: number, message: string): void => {
+    errors.push({ file: source, line, message });
+  };
   const value = document.value;
   if (!isObject(value) || typeof value['apiVersion'] !== 'string' || typeof value['kind'] !== 'string') {
-    errors.push(
-      `${where}: document ${document.index} is not a Kubernetes object (needs apiVersion and kind)`,
-    );
+    fail(document.line, `document ${document.index} is not a Kubernetes object (needs apiVersion and kind)`);
     return;
   }
   const { apiVersion, kind } = value;
@@ -234,13 +300,7 @@ function judgeDocument(
     itemPath: (string | number)[],
     label: string,
   ): void => {
-    // The API server runs /mutate before /validate: judge what the validating webhook would see.
-    const mutation = mutate(request, ruleset);
-    const judged =
-      mutation.patch.length === 0
-        ? request
-        : { ...request, object: applyMutation(request.object, mutation.patch) };
-    const decision = evaluate(judged, ruleset, facts.context);
+    const { decision, mutation } = judgeAsAdmitted(request, ruleset, facts.context);
     const metadata = isObject(object) && isObject(object['metadata']) ? object['metadata'] : {};
     const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
     results.push({
@@ -262,7 +322,7 @@ function judgeDocument(
   if (kind === 'AdmissionReview') {
     const parsed = requestFromSavedReview(value, namespace);
     if (!parsed.ok) {
-      errors.push(`${where}: ${parsed.message}`);
+      fail(document.line, parsed.message);
       return;
     }
     judge(parsed.request, parsed.request.object, ['request', 'object'], `${source}#${document.index}`);
@@ -271,12 +331,12 @@ function judgeDocument(
   if (kind === 'List' || kind.endsWith('List')) {
     const items = value['items'];
     if (!Array.isArray(items)) {
-      errors.push(`${where}: ${kind} has no items list`);
+      fail(document.line, `${kind} has no items list`);
       return;
     }
     items.forEach((item: unknown, i) => {
       if (!isObject(item) || typeof item['apiVersion'] !== 'string' || typeof item['kind'] !== 'string') {
-        errors.push(`${source}:${document.lineOf(['items', i])}: items[${i}] is not a Kubernetes object`);
+        fail(document.lineOf(['items', i]), `items[${i}] is not a Kubernetes object`);
         return;
       }
       const request = createRequestFor(

@@ -1,6 +1,6 @@
-// `portcullis`: one binary. `check` dry-runs the rules on manifests, `replay` on the API server's
-// audit log, `scan` on what runs in a cluster; `serve` runs the webhook, `certs` makes its
-// certificates. Each command lives in its own module and returns an exit code.
+// `portcullis`: one binary. `check` dry-runs the rules on manifests, `test` runs rule tests,
+// `replay` judges the API server's audit log, `scan` what runs in a cluster; `serve` runs the
+// webhook, `certs` makes its certificates. Each command lives in its own module and returns an exit code.
 
 import { Command, CommanderError } from 'commander';
 import { certsCommand } from './certs.js';
@@ -8,6 +8,7 @@ import { checkCommand } from './check.js';
 import { replayCommand } from './replay.js';
 import { scanCommand } from './scan.js';
 import { serveCommand } from './serve.js';
+import { testCommand } from './test.js';
 import { VERSION } from '../version.js';
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -24,6 +25,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   program.addCommand(scanCommand((code) => (exitCode = code)));
   program.addCommand(certsCommand((code) => (exitCode = code)));
   program.addCommand(serveCommand((code) => (exitCode = code)));
+  program.addCommand(testCommand((code) => (exitCode = code)));
   // Subcommands do not inherit exitOverride: without it commander exits 1 on a usage error, which
   // `check` reserves for "something was denied".
   for (const command of program.commands) command.exitOverride();

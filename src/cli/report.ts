@@ -1,6 +1,8 @@
 // The three outputs of `portcullis check`: a table for people, JSON for scripts, SARIF 2.1.0 for
 // code-scanning UIs. All three print the same decisions with the same words (core/messages.ts).
 
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import {
   CHECKS,
   denyMessage,
@@ -30,10 +32,30 @@ export interface CheckResult {
   mutation: Mutation;
 }
 
+/** An input that could not be read or is not a Kubernetes object; the rest is still judged. */
+export interface InputError {
+  file: string;
+  line?: number;
+  column?: number;
+  message: string;
+}
+
+/** `file:line:column`, as far as known. */
+export function inputErrorLocation(e: InputError): string {
+  return `${e.file}${e.line === undefined ? '' : `:${e.line}`}${e.line === undefined || e.column === undefined ? '' : `:${e.column}`}`;
+}
+
+export interface CheckReport {
+  results: readonly CheckResult[];
+  errors: readonly InputError[];
+  /** Rows for what /mutate patches (always applied before judging; shown on request). */
+  showMutations: boolean;
+}
+
 /** The rule name reports give an object that cannot be read (the webhook denies it). */
 export const MALFORMED_RULE = 'malformed-object';
 
-export function formatJson(results: readonly CheckResult[]): string {
+export function formatJson({ results, errors }: CheckReport): string {
   const body = {
     results: results.map((r) => ({
       source: r.source,
@@ -54,9 +76,17 @@ export function formatJson(results: readonly CheckResult[]): string {
         message: v.message,
         field: formatFieldPath(v.path),
         line: r.lineOf(v.path),
+        ...(v.exception === undefined ? {} : { exception: v.exception }),
       })),
+      ...(r.decision.lapsedExceptions === undefined ? {} : { lapsedExceptions: r.decision.lapsedExceptions }),
     })),
-    summary: summarise(results),
+    errors: errors.map((e) => ({
+      file: e.file,
+      line: e.line ?? null,
+      column: e.column ?? null,
+      message: e.message,
+    })),
+    summary: { ...summarise(results), unreadable: errors.length },
   };
   return JSON.stringify(body, null, 2) + '\n';
 }
@@ -74,8 +104,11 @@ function summarise(results: readonly CheckResult[]): Record<string, number> {
   return summary;
 }
 
-export function formatTable(results: readonly CheckResult[]): string {
+export function formatTable({ results, errors, showMutations }: CheckReport): string {
   const rows: string[][] = [];
+  for (const e of errors) {
+    rows.push([inputErrorLocation(e), '-', 'unreadable', 'error', e.message]);
+  }
   for (const r of results) {
     const object = `${r.kind} ${r.namespace === undefined ? '' : r.namespace + '/'}${r.name ?? '(unnamed)'}`;
     if (r.decision.malformed !== undefined) {
@@ -87,7 +120,7 @@ export function formatTable(results: readonly CheckResult[]): string {
         denyMessage(r.decision) ?? '',
       ]);
     }
-    if (r.mutation.patch.length > 0) {
+    if (showMutations && r.mutation.patch.length > 0) {
       const fields = r.mutation.patch.map((op) => op.path).join(', ');
       rows.push([
         `${r.file}:${r.line}`,
@@ -98,13 +131,30 @@ export function formatTable(results: readonly CheckResult[]): string {
       ]);
     }
     for (const v of r.decision.violations) {
-      rows.push([`${r.file}:${r.lineOf(v.path)}`, object, v.rule, v.action, v.message]);
+      const action = v.exception === undefined ? v.action : 'excepted';
+      const message =
+        v.exception === undefined
+          ? v.message
+          : `${v.message} (exception "${v.exception.name}" until ${v.exception.expires}: ${v.exception.reason})`;
+      rows.push([`${r.file}:${r.lineOf(v.path)}`, object, v.rule, action, message]);
+    }
+    for (const e of r.decision.lapsedExceptions ?? []) {
+      const state = e.state === 'expired' ? `expired at ${e.expires}` : 'not in force yet';
+      rows.push([
+        `${r.file}:${r.line}`,
+        object,
+        e.name,
+        'lapsed',
+        `exception "${e.name}" ${state}: not applied`,
+      ]);
     }
   }
   const s = summarise(results);
+  const unreadable =
+    errors.length === 0 ? '' : `; ${errors.length} input${errors.length === 1 ? '' : 's'} unreadable`;
   const summaryLine =
     `${s.objects} object${s.objects === 1 ? '' : 's'} checked: ${s.denied} denied, ${s.warned} warned, ` +
-    `${s.audited} audited, ${s.allowed} allowed, ${s.skipped} skipped\n`;
+    `${s.audited} audited, ${s.allowed} allowed, ${s.skipped} skipped${unreadable}\n`;
   if (rows.length === 0) return summaryLine;
   return formatColumns(['LOCATION', 'OBJECT', 'RULE', 'ACTION', 'MESSAGE'], rows) + '\n' + summaryLine;
 }
@@ -126,7 +176,23 @@ const LEVEL_OF_ACTION: Record<Action, 'error' | 'warning' | 'note'> = {
   audit: 'note',
 };
 
-export function formatSarif(results: readonly CheckResult[], ruleset: CompiledRuleSet): string {
+const SRCROOT = '%SRCROOT%';
+
+/** A file as SARIF names it: relative to the working directory, `/`-separated, under %SRCROOT%. */
+function artifactOf(file: string): { uri: string; uriBaseId?: string } {
+  if (file === '<stdin>') return { uri: 'stdin' };
+  const rel = relative(process.cwd(), resolve(file)).split(sep).join('/');
+  // Outside the working directory a relative reference would climb out of the base: give it whole.
+  if (rel.startsWith('../') || isAbsolute(rel)) return { uri: pathToFileURL(resolve(file)).href };
+  return { uri: encodeURI(rel), uriBaseId: SRCROOT };
+}
+
+/**
+ * SARIF 2.1.0. Locations are relative to the working directory under the base id %SRCROOT%, which
+ * `originalUriBaseIds` anchors there, so code-scanning UIs (GitHub's among them) place them in the
+ * repository; standard input has no artifact and gets none.
+ */
+export function formatSarif({ results, errors }: CheckReport, ruleset: CompiledRuleSet): string {
   const ruleDocs = ruleset.document.rules;
   const descriptors = [
     ...ruleDocs.map((rule) => ({
@@ -146,7 +212,7 @@ export function formatSarif(results: readonly CheckResult[], ruleset: CompiledRu
   ];
   const indexOf = new Map(descriptors.map((d, i) => [d.id, i]));
   const location = (file: string, line: number) => ({
-    physicalLocation: { artifactLocation: { uri: file.split('\\').join('/') }, region: { startLine: line } },
+    physicalLocation: { artifactLocation: artifactOf(file), region: { startLine: line } },
   });
   const sarifResults = results.flatMap((r) => {
     const out = r.decision.violations.map((v) => ({
@@ -175,6 +241,31 @@ export function formatSarif(results: readonly CheckResult[], ruleset: CompiledRu
     runs: [
       {
         tool: { driver: { name: 'portcullis', version: VERSION, rules: descriptors } },
+        originalUriBaseIds: { [SRCROOT]: { uri: pathToFileURL(process.cwd() + sep).href } },
+        invocations: [
+          {
+            executionSuccessful: errors.length === 0,
+            toolExecutionNotifications: errors.map((e) => ({
+              level: 'error',
+              message: { text: e.message },
+              locations: [
+                {
+                  physicalLocation: {
+                    artifactLocation: artifactOf(e.file),
+                    ...(e.line === undefined
+                      ? {}
+                      : {
+                          region: {
+                            startLine: e.line,
+                            ...(e.column === undefined ? {} : { startColumn: e.column }),
+                          },
+                        }),
+                  },
+                },
+              ],
+            })),
+          },
+        ],
         results: sarifResults,
       },
     ],

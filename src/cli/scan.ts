@@ -127,9 +127,9 @@ export async function runScan(options: ScanOptions, kubeConfig: KubeConfig, now:
 
   const output =
     options.output === 'json'
-      ? formatJson(results)
+      ? formatJson({ results, errors: [], showMutations: false })
       : options.output === 'sarif'
-        ? formatSarif(results, ruleset)
+        ? formatSarif({ results, errors: [], showMutations: false }, ruleset)
         : options.output === 'policyreport'
           ? formatPolicyReports(results, ruleset, now)
           : formatScanTable(results, errors.length);

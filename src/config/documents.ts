@@ -2,7 +2,7 @@
 // line to fix. Parsed as YAML 1.1, the dialect kubectl and the API server read (`yes` is a boolean
 // there), so the CLI sees exactly what the cluster would be sent.
 
-import { LineCounter, parseAllDocuments, isCollection, type Document } from 'yaml';
+import { LineCounter, parseAllDocuments, isCollection, isMap, isScalar, type Document } from 'yaml';
 import type { FieldPath } from '../core/index.js';
 
 export interface SourceDocument {
@@ -28,6 +28,10 @@ export function parseDocuments(text: string): ParsedDocuments {
     version: '1.1',
     prettyErrors: false,
     uniqueKeys: true,
+    // Timestamps stay the strings they were written as: the API server's JSON has no dates, and
+    // an exception's `expires: 2027-01-31` must reach the RuleSet schema as text.
+    customTags: (tags) =>
+      tags.filter((tag) => typeof tag === 'string' || tag.tag !== 'tag:yaml.org,2002:timestamp'),
   });
   const docs: Document.Parsed[] = Array.isArray(parsed) ? parsed : [];
   const documents: SourceDocument[] = [];
@@ -35,11 +39,16 @@ export function parseDocuments(text: string): ParsedDocuments {
     const error = doc.errors[0];
     if (error !== undefined) {
       const pos = lineCounter.linePos(error.pos[0]);
+      const message = error.message.split('\n')[0] ?? error.message;
       return {
         ok: false,
         line: pos.line,
         column: pos.col,
-        message: error.message.split('\n')[0] ?? error.message,
+        // The parser says that keys repeat, not which: name it, as the line to fix.
+        message:
+          error.code === 'DUPLICATE_KEY'
+            ? `duplicate key ${JSON.stringify(keyAt(text, error.pos[0]))}: ${message}`
+            : message,
       };
     }
     if (doc.contents === null) continue;
@@ -66,6 +75,15 @@ export function parseDocuments(text: string): ParsedDocuments {
         let line = lineAt(doc.contents?.range?.[0] ?? 0);
         for (const key of path) {
           if (!isCollection(node)) break;
+          // In a map, the line of the key: a block value starts on the line after `params:`.
+          if (isMap(node)) {
+            const pair = node.items.find((p) => (isScalar(p.key) ? p.key.value : p.key) === key);
+            const keyRange = isScalar(pair?.key) ? pair.key.range : undefined;
+            if (pair === undefined || keyRange === undefined || keyRange === null) break;
+            line = lineAt(keyRange[0]);
+            node = pair.value;
+            continue;
+          }
           const child: unknown = node.get(key, true);
           if (child === undefined || child === null || typeof child !== 'object' || !('range' in child))
             break;
@@ -78,4 +96,12 @@ export function parseDocuments(text: string): ParsedDocuments {
     });
   }
   return { ok: true, documents };
+}
+
+/** The key written at `offset`: up to its colon, unquoted. */
+function keyAt(text: string, offset: number): string {
+  const rest = text.slice(offset, offset + 256);
+  const end = rest.search(/:(\s|$)/);
+  const raw = (end === -1 ? (rest.split('\n')[0] ?? '') : rest.slice(0, end)).trim();
+  return raw.replace(/^(["'])(.*)\1$/, '$2');
 }

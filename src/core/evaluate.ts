@@ -2,6 +2,8 @@
 // ConfigMap self-check all call this, so they cannot disagree. No I/O, no clock, no logging.
 
 import type { CheckInput } from './check.js';
+import { matchesSubject, objectNameOf, stateAt } from './exceptions.js';
+import { POD_TARGET } from './pod.js';
 import type { CompiledRule, CompiledRuleSet } from './ruleset.js';
 import type { AdmissionRequest, Decision, EvaluationContext, SkipReason, Violation } from './types.js';
 
@@ -101,10 +103,58 @@ export function evaluate(
       violations.push({ rule: rule.name, check: rule.check, action, ...finding });
     }
   }
+  const lapsed = applyExceptions(request, ruleset, violations, context.now);
   return {
-    allowed: !violations.some((v) => v.action === 'deny'),
+    allowed: !violations.some((v) => v.action === 'deny' && v.exception === undefined),
     violations,
     rulesApplied,
+    ...(lapsed.length === 0 ? {} : { lapsedExceptions: lapsed }),
     ...(auditAnnotations === undefined ? {} : { auditAnnotations }),
   };
+}
+
+/**
+ * Marks each violation an exception in force lifts, and returns the matching exceptions that are
+ * not in force at `now`. A violation of a failed check (`error`) is never lifted: an exception
+ * answers for a known finding, not for a check that could not judge.
+ */
+function applyExceptions(
+  request: AdmissionRequest,
+  ruleset: CompiledRuleSet,
+  violations: Violation[],
+  now: Date | undefined,
+): NonNullable<Decision['lapsedExceptions']> {
+  if (ruleset.exceptions.length === 0 || violations.length === 0) return [];
+  const subject = {
+    namespace: request.namespace ?? '',
+    name: objectNameOf(request.name, request.object),
+    images: imagesOf(request),
+  };
+  const lapsed = new Map<string, NonNullable<Decision['lapsedExceptions']>[number]>();
+  for (const violation of violations) {
+    if (violation.error === true) continue;
+    for (const exception of ruleset.exceptions) {
+      if (!exception.rules.has(violation.rule) || !matchesSubject(exception, subject)) continue;
+      const cited = {
+        name: exception.name,
+        reason: exception.reason,
+        expires: exception.expires.toISOString(),
+      };
+      const state = now === undefined ? 'expired' : stateAt(exception, now);
+      if (state === 'in-force') {
+        violation.exception = cited;
+        break;
+      }
+      lapsed.set(exception.name, { ...cited, state });
+    }
+  }
+  // A lapsed exception that another exception outdid still lapsed: it is reported either way.
+  return [...lapsed.values()];
+}
+
+/** The container images of a pod-carrying object, for exceptions that name images. */
+function imagesOf(request: AdmissionRequest): readonly string[] | undefined {
+  if (!POD_TARGET.accepts(request)) return undefined;
+  const view = POD_TARGET.view(request);
+  return view.ok ? view.value.containers.map((c) => c.image ?? '') : undefined;
 }

@@ -2,11 +2,18 @@
 // and the rules reloader import from this file and nothing imports the other way.
 
 export { CHECKS } from './checks/index.js';
-export { defineCheck, type CheckDefinition, type CompiledCheck, type Finding } from './check.js';
+export {
+  defineCheck,
+  schemaIssues,
+  type CheckDefinition,
+  type CompiledCheck,
+  type Finding,
+} from './check.js';
 export { evaluate, rulesFor } from './evaluate.js';
 export { formatFieldPath, toJsonPointer } from './fieldpath.js';
 export { parseImageReference, repositoryOf } from './image.js';
-export { denyMessage, outcome, violationText, warnings } from './messages.js';
+export { denyMessage, exceptionsApplied, outcome, violationText, warnings } from './messages.js';
+export { stateAt, type CompiledException } from './exceptions.js';
 export { applyMutation, mutate, type Mutation, type PatchOperation } from './mutate.js';
 export { POD_TARGET, POD_TEMPLATE_KINDS } from './pod.js';
 export { mutationCondition } from './webhook-conditions.js';

@@ -16,22 +16,54 @@ export function denyMessage(decision: Decision): string | undefined {
     return `object is malformed: ${field === '' ? 'object' : field} ${decision.malformed.message}`;
   }
   if (decision.allowed) return undefined;
-  return decision.violations
-    .filter((v) => v.action === 'deny')
+  const denied = decision.violations
+    .filter((v) => v.action === 'deny' && v.exception === undefined)
     .map(violationText)
     .join('; ');
+  return [denied, ...lapsedTexts(decision)].join('; ');
 }
 
-/** What kubectl prints as `Warning: …`, one per violation of a `warn` rule. */
+/** `exception "legacy" expired at 2027-01-31T00:00:00.000Z and no longer applies`. */
+function lapsedTexts(decision: Decision): string[] {
+  return (decision.lapsedExceptions ?? []).map((e) =>
+    e.state === 'expired'
+      ? `exception "${e.name}" expired at ${e.expires} and no longer applies`
+      : `exception "${e.name}" is not in force yet`,
+  );
+}
+
+/**
+ * What kubectl prints as `Warning: …`: each violation of a `warn` rule, each violation an exception
+ * lets through (with the exception, its expiry and reason, so the owner sees it every time), and
+ * exceptions that lapsed.
+ */
 export function warnings(decision: Decision): string[] {
-  return decision.violations.filter((v) => v.action === 'warn').map(violationText);
+  const out: string[] = [];
+  for (const v of decision.violations) {
+    if (v.exception !== undefined) {
+      out.push(
+        `${violationText(v)} allowed by exception "${v.exception.name}" until ${v.exception.expires}: ${v.exception.reason}`,
+      );
+    } else if (v.action === 'warn') out.push(violationText(v));
+  }
+  if (decision.allowed) out.push(...lapsedTexts(decision));
+  return out;
+}
+
+/** `name=expiry` of each exception that let something through: the audit annotation's value. */
+export function exceptionsApplied(decision: Decision): { name: string; expires: string }[] {
+  const seen = new Map<string, string>();
+  for (const v of decision.violations)
+    if (v.exception !== undefined) seen.set(v.exception.name, v.exception.expires);
+  return [...seen].map(([name, expires]) => ({ name, expires }));
 }
 
 /** `deny`, `warn`, `audit`, `allow` or `skip`: the one-word outcome recorded in metrics and audit events. */
 export function outcome(decision: Decision): 'deny' | 'warn' | 'audit' | 'allow' | 'skip' {
   if (!decision.allowed) return 'deny';
   if (decision.skipped !== undefined) return 'skip';
-  if (decision.violations.some((v) => v.action === 'warn')) return 'warn';
-  if (decision.violations.length > 0) return 'audit';
+  const standing = decision.violations.filter((v) => v.exception === undefined);
+  if (standing.some((v) => v.action === 'warn')) return 'warn';
+  if (standing.length > 0) return 'audit';
   return 'allow';
 }

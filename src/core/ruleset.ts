@@ -5,7 +5,16 @@
 import { Ajv } from 'ajv';
 import { schemaIssues, type CheckDefinition, type CompiledCheck } from './check.js';
 import { CHECKS } from './checks/index.js';
+import {
+  compileExceptions,
+  DEFAULT_MAX_LIFETIME_DAYS,
+  EXCEPTION_POLICY_SCHEMA,
+  EXCEPTIONS_SCHEMA,
+  type CompiledException,
+  type ExceptionDocument,
+} from './exceptions.js';
 import { formatFieldPath } from './fieldpath.js';
+import { isObject } from './read.js';
 import { compileGlobs, type Matcher } from './glob.js';
 import type { Action, FieldPath } from './types.js';
 
@@ -29,6 +38,8 @@ export const RULESET_SCHEMA = {
       additionalProperties: false,
       properties: { namespaces: patterns, usernames: patterns, groups: patterns },
     },
+    exceptionPolicy: EXCEPTION_POLICY_SCHEMA,
+    exceptions: EXCEPTIONS_SCHEMA,
     rules: {
       type: 'array',
       // An empty RuleSet admits everything; that is never what an edit meant. Use action: audit.
@@ -66,6 +77,8 @@ export interface RuleSetDocument {
   kind: typeof RULESET_KIND;
   metadata?: Record<string, unknown>;
   exemptions?: { namespaces?: string[]; usernames?: string[]; groups?: string[] };
+  exceptionPolicy?: { maxLifetimeDays?: number };
+  exceptions?: ExceptionDocument[];
   rules: RuleDocument[];
 }
 
@@ -81,6 +94,7 @@ export interface CompiledRule {
 export interface CompiledRuleSet {
   rules: readonly CompiledRule[];
   exemptions: { namespace: Matcher; username: Matcher; group: Matcher };
+  exceptions: readonly CompiledException[];
   document: RuleSetDocument;
 }
 
@@ -108,7 +122,24 @@ export function compileRuleSet(
   input: unknown,
   checks: ReadonlyMap<string, CheckDefinition> = CHECKS,
 ): { ok: true; ruleset: CompiledRuleSet } | { ok: false; errors: RuleSetError[] } {
-  if (!validateEnvelope(input)) return { ok: false, errors: schemaIssues(validateEnvelope.errors ?? []) };
+  if (!validateEnvelope(input)) {
+    // Every error in one pass: the params of rules whose check is known are judged too, so a
+    // fix-and-retry loop never meets a second round of errors the first could have named.
+    const errors = schemaIssues(validateEnvelope.errors ?? []);
+    const list = isObject(input) ? input['rules'] : undefined;
+    if (Array.isArray(list)) {
+      list.forEach((rule: unknown, i) => {
+        if (!isObject(rule) || typeof rule['check'] !== 'string') return;
+        const params = rule['params'];
+        if (params !== undefined && !isObject(params)) return;
+        const result = checks.get(rule['check'])?.compileParams(params);
+        if (result !== undefined && !result.ok)
+          for (const issue of result.issues)
+            errors.push({ path: ['rules', i, 'params', ...issue.path], message: issue.message });
+      });
+    }
+    return { ok: false, errors };
+  }
 
   const errors: RuleSetError[] = [];
   const rules: CompiledRule[] = [];
@@ -151,7 +182,13 @@ export function compileRuleSet(
       compiled: result.compiled,
     });
   });
-  if (errors.length > 0) return { ok: false, errors };
+  const exceptions = compileExceptions(
+    input.exceptions ?? [],
+    input.exceptionPolicy?.maxLifetimeDays ?? DEFAULT_MAX_LIFETIME_DAYS,
+    new Set(input.rules.map((r) => r.name)),
+  );
+  if (!exceptions.ok) errors.push(...exceptions.errors);
+  if (errors.length > 0 || !exceptions.ok) return { ok: false, errors };
 
   const exemptions = input.exemptions ?? {};
   return {
@@ -163,6 +200,7 @@ export function compileRuleSet(
         username: compileGlobs(exemptions.usernames ?? []),
         group: compileGlobs(exemptions.groups ?? []),
       },
+      exceptions: exceptions.exceptions,
       document: input,
     },
   };

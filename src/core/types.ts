@@ -51,7 +51,7 @@ export interface AdmissionRequest {
  * fetches them. A check that needs a fact it was not given says so in its finding.
  */
 export interface EvaluationContext {
-  /** The time of the decision. */
+  /** The time of the decision: exceptions apply only while it lies in their window. Without it, none do. */
   now?: Date;
   /**
    * Namespace objects by name, as the API server stores them: a `cel` rule's `namespaceObject` and
@@ -92,6 +92,16 @@ export interface Violation {
   error?: true;
   /** The status reason a deny answers with (default Forbidden); `cel` validations set it. */
   reason?: DenyReason;
+  /** Set when an exception in force lifts this violation: it no longer denies, warns or audits. */
+  exception?: AppliedException;
+}
+
+/** An exception as a decision cites it. */
+export interface AppliedException {
+  name: string;
+  reason: string;
+  /** RFC 3339, UTC. */
+  expires: string;
 }
 
 /** Why a request was allowed without running the rules. */
@@ -113,4 +123,9 @@ export interface Decision {
   rulesApplied: string[];
   /** `<rule>.<key>` → value: what `cel` rules' auditAnnotations recorded for this request. */
   auditAnnotations?: Record<string, string>;
+  /**
+   * Exceptions that match this request and would lift one of its violations, but are expired (or
+   * not yet granted) at the decision's time: not applied. Said so the owner sees why it stopped working.
+   */
+  lapsedExceptions?: (AppliedException & { state: 'expired' | 'not-yet' })[];
 }

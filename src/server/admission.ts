@@ -8,6 +8,7 @@ import type { LoadedRuleSet } from '../config/ruleset-source.js';
 import {
   denyMessage,
   evaluate,
+  exceptionsApplied,
   mutate,
   outcome,
   warnings,
@@ -41,6 +42,10 @@ export interface Answer {
   decision: string;
   /** `rule=action` for each rule with something to say, in rule order: `no-privileged=deny,foo=warn`. */
   rules: { rule: string; action: string }[];
+  /** `name=expires,…` of the exceptions that let something through; empty when none did. */
+  exceptions: string;
+  /** Exceptions that matched but were not in force (expired, or not yet granted). */
+  lapsed: string[];
 }
 
 /**
@@ -51,6 +56,7 @@ export const RESPONSE_ANNOTATIONS = {
   decision: 'decision',
   rules: 'rules',
   rulesetHash: 'ruleset-hash',
+  exceptions: 'exceptions',
 } as const;
 
 /** What an answer is judged against: the RuleSet in force (none before the first good one loads). */
@@ -87,6 +93,7 @@ function decide(request: AdmissionRequest, judge: Judge): Decision {
     };
   }
   return evaluate(request, judge.loaded.ruleset, {
+    now: new Date(),
     ...(judge.namespaces === undefined ? {} : { namespaces: judge.namespaces }),
     ...judge.context,
   });
@@ -98,12 +105,20 @@ export function validateReview(review: AdmissionReview, judge: Judge): Answer {
   const verdict = outcome(decision);
   const message = denyMessage(decision);
   const warned = warnings(decision);
+  const exceptions = exceptionsApplied(decision)
+    .map((e) => `${e.name}=${e.expires}`)
+    .join(',');
+  const auditAnnotations = {
+    ...decision.auditAnnotations,
+    ...annotations(verdict, rules, judge.loaded?.hash),
+  };
+  if (exceptions !== '') auditAnnotations[RESPONSE_ANNOTATIONS.exceptions] = exceptions;
   const response: AdmissionResponse = {
     uid: review.request.uid,
     allowed: decision.allowed,
     ...(message === undefined ? {} : { status: { ...denyStatus(decision), message } }),
     ...(warned.length === 0 ? {} : { warnings: warned }),
-    auditAnnotations: { ...decision.auditAnnotations, ...annotations(verdict, rules, judge.loaded?.hash) },
+    auditAnnotations,
   };
   return {
     review: { apiVersion: review.apiVersion, kind: review.kind, response },
@@ -111,6 +126,8 @@ export function validateReview(review: AdmissionReview, judge: Judge): Answer {
     message,
     decision: verdict,
     rules,
+    exceptions,
+    lapsed: (decision.lapsedExceptions ?? []).map((e) => e.name),
   };
 }
 
@@ -133,6 +150,8 @@ export function mutateReview(review: AdmissionReview, judge: Judge): Answer {
     message: undefined,
     decision: 'allow',
     rules,
+    exceptions: '',
+    lapsed: [],
   };
 }
 
@@ -160,7 +179,7 @@ function ruleActions(decision: Decision): { rule: string; action: string }[] {
   for (const v of decision.violations) {
     if (seen.has(v.rule)) continue;
     seen.add(v.rule);
-    rules.push({ rule: v.rule, action: v.action });
+    rules.push({ rule: v.rule, action: v.exception === undefined ? v.action : 'excepted' });
   }
   return rules;
 }

@@ -5,6 +5,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuditCounters } from '../audit/sink.js';
 import { VERSION } from '../version.js';
+import { stateAt, type CompiledException } from '../core/index.js';
 
 export interface Metrics {
   registry: Registry;
@@ -23,6 +24,12 @@ export interface Metrics {
   certificateExpiry: Gauge;
   /** 1 while /readyz would answer 200, 0 otherwise; set when /metrics is scraped. */
   ready: Gauge;
+  /** When each exception of the RuleSet in force expires (Unix time), by exception name. */
+  exceptionExpiry: Gauge<'exception'>;
+  /** Requests an exception matched while it was not in force (expired, or not yet granted). */
+  exceptionLapsed: Counter<'exception'>;
+  /** Where `portcullis_exceptions_active` counts from: the exceptions of the RuleSet in force. */
+  countExceptionsOf(source: () => readonly CompiledException[]): void;
   audit: AuditCounters;
 }
 
@@ -49,8 +56,33 @@ export function createMetrics(): Metrics {
     labelNames: ['sink'] as const,
     registers,
   });
+  let exceptions: () => readonly CompiledException[] = () => [];
+  new Gauge({
+    name: 'portcullis_exceptions_active',
+    help: 'Exceptions of the RuleSet in force that are in force now (granted, not expired).',
+    registers,
+    collect() {
+      const now = new Date();
+      this.set(exceptions().filter((e) => stateAt(e, now) === 'in-force').length);
+    },
+  });
   return {
     registry,
+    exceptionExpiry: new Gauge({
+      name: 'portcullis_exception_expiration_timestamp_seconds',
+      help: 'When each exception of the RuleSet in force expires (Unix time); alert on it minus time().',
+      labelNames: ['exception'] as const,
+      registers,
+    }),
+    exceptionLapsed: new Counter({
+      name: 'portcullis_exception_lapsed_total',
+      help: 'Requests an exception matched while not in force (expired or not yet granted): it was not applied.',
+      labelNames: ['exception'] as const,
+      registers,
+    }),
+    countExceptionsOf(source) {
+      exceptions = source;
+    },
     decisions: new Counter({
       name: 'portcullis_admission_decisions_total',
       help: 'Admission answers, by endpoint and decision.',

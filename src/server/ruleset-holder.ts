@@ -6,16 +6,19 @@
 import type { LoadedRuleSet } from '../config/ruleset-source.js';
 import type { Metrics } from './metrics.js';
 
+type HolderMetrics = Pick<
+  Metrics,
+  'rulesetLoads' | 'rulesetInfo' | 'rulesetLastLoadSuccess' | 'exceptionExpiry' | 'countExceptionsOf'
+>;
+
 export class RuleSetHolder {
   #current: LoadedRuleSet | undefined;
-  readonly #metrics: Pick<Metrics, 'rulesetLoads' | 'rulesetInfo' | 'rulesetLastLoadSuccess'>;
+  readonly #metrics: HolderMetrics;
 
   /** Without `initial` the server is not ready, and denies everything, until a RuleSet is set. */
-  constructor(
-    metrics: Pick<Metrics, 'rulesetLoads' | 'rulesetInfo' | 'rulesetLastLoadSuccess'>,
-    initial?: LoadedRuleSet,
-  ) {
+  constructor(metrics: HolderMetrics, initial?: LoadedRuleSet) {
     this.#metrics = metrics;
+    metrics.countExceptionsOf(() => this.#current?.ruleset.exceptions ?? []);
     if (initial !== undefined) this.setRuleSet(initial);
   }
 
@@ -42,5 +45,9 @@ export class RuleSetHolder {
     this.#metrics.rulesetLastLoadSuccess.set(1);
     this.#metrics.rulesetInfo.reset();
     this.#metrics.rulesetInfo.set({ hash: loaded.hash }, 1);
+    this.#metrics.exceptionExpiry.reset();
+    for (const exception of loaded.ruleset.exceptions) {
+      this.#metrics.exceptionExpiry.set({ exception: exception.name }, exception.expires.getTime() / 1000);
+    }
   }
 }

@@ -237,6 +237,7 @@ export async function createServer(options: ServerOptions): Promise<AdmissionSer
             message: result.message,
             decision: result.decision,
             violations: formatRules(result.rules),
+            exceptions: result.exceptions,
             ruleset: loaded,
           },
           completedAt,
@@ -244,6 +245,10 @@ export async function createServer(options: ServerOptions): Promise<AdmissionSer
       );
       metrics.decisions.inc({ endpoint, decision: result.decision });
       for (const { rule, action } of result.rules) metrics.ruleResults.inc({ rule, action });
+      for (const exception of result.lapsed) {
+        metrics.exceptionLapsed.inc({ exception });
+        logger.warn({ exception, uid: parsed.review.request.uid }, 'exception matched but is not in force');
+      }
       metrics.latency.observe({ endpoint }, (completedAt - request.receivedAt) / 1000);
       return result.review;
     },

@@ -3,7 +3,8 @@
 
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Readable } from 'node:stream';
 import t from 'tap';
 import { runCheck, type CheckOptions, type CheckRun } from '../../src/cli/check.js';
@@ -245,13 +246,14 @@ t.test('-o json has the shape of issue 2, results in input order', async (t) => 
             message:
               'pod or container "app": securityContext.seccompProfile.type must be set to RuntimeDefault or Localhost',
             field: 'spec.securityContext.seccompProfile.type',
-            // The deepest field that exists: the pod spec of the third document.
-            line: lineOf(MIXED, 'containers:', lineOf(MIXED, 'name: audited')),
+            // The deepest field that exists: the pod spec of the third document, at its key's line.
+            line: lineOf(MIXED, 'spec:', lineOf(MIXED, 'name: audited')),
           },
         ],
       },
     ],
-    summary: { objects: 4, denied: 1, warned: 0, audited: 1, allowed: 2, skipped: 0 },
+    errors: [],
+    summary: { objects: 4, denied: 1, warned: 0, audited: 1, allowed: 2, skipped: 0, unreadable: 0 },
   });
 
   // The keys issue 2 names come in its order (extra keys may follow them).
@@ -299,10 +301,26 @@ t.test('-o sarif is SARIF 2.1.0 with results located in the file', async (t) => 
       at(r, 'locations', 0, 'physicalLocation', 'region', 'startLine'),
     ]),
     [
-      ['no-privileged', 'error', mixed, lineOf(MIXED, 'privileged: true')],
-      ['seccomp-audit', 'note', mixed, lineOf(MIXED, 'containers:', lineOf(MIXED, 'name: audited'))],
+      ['no-privileged', 'error', relative(ROOT, mixed), lineOf(MIXED, 'privileged: true')],
+      [
+        'seccomp-audit',
+        'note',
+        relative(ROOT, mixed),
+        lineOf(MIXED, 'spec:', lineOf(MIXED, 'name: audited')),
+      ],
     ],
+    'locations relative to the working directory, so code-scanning UIs can place them',
   );
+  t.same(
+    results.map((r) => at(r, 'locations', 0, 'physicalLocation', 'artifactLocation', 'uriBaseId')),
+    ['%SRCROOT%', '%SRCROOT%'],
+  );
+  t.equal(
+    at(log, 'runs', 0, 'originalUriBaseIds', '%SRCROOT%', 'uri'),
+    pathToFileURL(`${ROOT}/`).href,
+    '%SRCROOT% is the working directory',
+  );
+  t.equal(at(log, 'runs', 0, 'invocations', 0, 'executionSuccessful'), true);
   for (const r of results) {
     const index = at(r, 'ruleIndex');
     t.equal(
@@ -415,7 +433,7 @@ t.test('unreadable input: exit 2 with the file and line', async (t) => {
     [
       'a duplicate key',
       [file('duplicate-key.yaml')],
-      [`${file('duplicate-key.yaml')}:5:3: Map keys must be unique`],
+      [`${file('duplicate-key.yaml')}:5:3: duplicate key "name": Map keys must be unique`],
     ],
     ['tabs', [file('tabs.yaml')], [`${file('tabs.yaml')}:4:1: Tabs are not allowed as indentation`]],
     [
@@ -431,7 +449,7 @@ t.test('unreadable input: exit 2 with the file and line', async (t) => {
     const run = await check(paths);
     t.equal(run.exitCode, 2, name);
     t.same(run.errors, errors, name);
-    t.equal(run.output, '', `${name}: no half report`);
+    t.same(at(json(run), 'summary', 'unreadable'), 1, `${name}: the report says so`);
   }
 });
 
@@ -487,7 +505,10 @@ t.test('the binary', async (t) => {
 
   const broken = run(['check', '--rules', RULES_FILE, file('duplicate-key.yaml')]);
   t.equal(broken.status, 2);
-  t.equal(broken.stderr, `portcullis: ${file('duplicate-key.yaml')}:5:3: Map keys must be unique\n`);
+  t.equal(
+    broken.stderr,
+    `portcullis: ${file('duplicate-key.yaml')}:5:3: duplicate key "name": Map keys must be unique\n`,
+  );
   const badRules = run(['check', '--rules', file('bad-rules.yaml'), file('ok.yaml')]);
   t.equal(badRules.status, 2);
   t.match(badRules.stderr, /rules\[3\]\.check: unknown check "privilegd"/);

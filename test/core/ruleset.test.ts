@@ -341,11 +341,15 @@ t.test('errors from RuleSet text carry the origin and the line', async (t) => {
       'rules.yaml:11: rules[1].params.allowedPaths[1].pathPrefix: must be an absolute path, not "var"',
     ],
   });
-  // A missing field is reported at the line of the object that lacks it.
+  // A missing field is reported at the line of the object that lacks it, and in the same pass as
+  // the params error: no second round of errors after the first is fixed.
   const missing = `${fixed}\n  - name: d\n    action: warn\n`;
   t.same(parseRuleSet(missing, 'rules.yaml'), {
     ok: false,
-    errors: ['rules.yaml:14: rules[3].check: is required'],
+    errors: [
+      'rules.yaml:14: rules[3].check: is required',
+      'rules.yaml:11: rules[1].params.allowedPaths[1].pathPrefix: must be an absolute path, not "var"',
+    ],
   });
 
   const rows: [name: string, text: string, errors: RegExp][] = [

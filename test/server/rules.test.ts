@@ -243,7 +243,10 @@ t.test('readiness fails when the admission path throws', async (t) => {
   t.equal((await srv.request('/readyz')).status, 200);
   const shipped = await defaultRules();
   // A compiled RuleSet no compiler would produce: judging with it throws, as a bug in a check would.
-  srv.rules.setRuleSet({ ...shipped, ruleset: { rules: null } as unknown as typeof shipped.ruleset });
+  srv.rules.setRuleSet({
+    ...shipped,
+    ruleset: { rules: null, exceptions: [] } as unknown as typeof shipped.ruleset,
+  });
   const broken = await srv.request('/readyz');
   t.equal(broken.status, 503);
   t.match(broken.json(), { reasons: [/^admission self-check failed: /] });
