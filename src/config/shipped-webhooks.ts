@@ -30,7 +30,7 @@ export const SHIPPED_STATIC_WEBHOOK_RULES: readonly Omit<WebhookRule, 'scope'>[]
     apiGroups: ['rbac.authorization.k8s.io'],
     apiVersions: ['v1'],
     operations: ['CREATE', 'UPDATE'],
-    resources: ['rolebindings', 'clusterrolebindings'],
+    resources: ['rolebindings', 'clusterrolebindings', 'roles', 'clusterroles'],
   },
 ];
 
