@@ -214,6 +214,34 @@ export function createRequestFor(
 
 const OPERATIONS: ReadonlySet<string> = new Set(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']);
 
+/** The options a CONNECT into a pod carries as its object, by kind, and the subresource each is for. */
+const CONNECT_OPTIONS_KINDS: ReadonlyMap<string, string> = new Map([
+  ['PodExecOptions', 'exec'],
+  ['PodAttachOptions', 'attach'],
+  ['PodPortForwardOptions', 'portforward'],
+]);
+
+/**
+ * What the API server sends for a CONNECT with these options: the pod is not in the request (the
+ * review names it in `request.name`), the options are the object.
+ */
+function connectRequestFor(kind: string, subResource: string, defaultNamespace: string): AdmissionRequest {
+  const gvk = { group: '', version: 'v1', kind };
+  const resource = { group: '', version: 'v1', resource: 'pods' };
+  return {
+    uid: '00000000-0000-0000-0000-000000000000',
+    kind: gvk,
+    resource,
+    subResource,
+    requestKind: gvk,
+    requestResource: resource,
+    requestSubResource: subResource,
+    namespace: defaultNamespace,
+    operation: 'CONNECT',
+    userInfo: {},
+  };
+}
+
 /**
  * For the CLI, which is handed saved and hand-written reviews: v1 or v1beta1 (same request shape),
  * and the fields the API server always fills (uid, kind, resource, userInfo) derived when absent.
@@ -250,10 +278,14 @@ export function requestFromSavedReview(
     return strict;
   }
   // Start from what the API server would send for this object, then keep what the review does say.
-  const derived = createRequestFor(
-    { ...object, apiVersion: object['apiVersion'], kind: object['kind'] },
-    defaultNamespace,
-  );
+  const connect = operation === 'CONNECT' ? CONNECT_OPTIONS_KINDS.get(object['kind']) : undefined;
+  const derived =
+    connect === undefined
+      ? createRequestFor(
+          { ...object, apiVersion: object['apiVersion'], kind: object['kind'] },
+          defaultNamespace,
+        )
+      : connectRequestFor(object['kind'], connect, defaultNamespace);
   const merged: Record<string, unknown> = { ...derived, userInfo: {}, ...request, operation };
   const parsed = parseAdmissionReview({
     apiVersion: ADMISSION_API_VERSION,

@@ -4,7 +4,7 @@
 // into an event, only who did what to which object, and what Portcullis answered.
 
 import { performance } from 'node:perf_hooks';
-import type { AdmissionRequest, UserInfo } from '../core/index.js';
+import { connectSession, type AdmissionRequest, type UserInfo } from '../core/index.js';
 import { VERSION } from '../version.js';
 
 export type Endpoint = 'validate' | 'mutate';
@@ -53,6 +53,44 @@ export const ANNOTATIONS = {
   version: 'portcullis.io/version',
   exceptions: 'portcullis.io/exceptions',
 } as const;
+
+/**
+ * What a CONNECT into a pod opens (kubectl exec, attach, port-forward), so that "who ran what in
+ * which pod" is answered by the audit record alone: the keys below, after `prefix`. `command` is
+ * the command line as podExec matches it (exec only); `container` only when the client named one.
+ */
+export const SESSION_ANNOTATIONS = {
+  command: 'command',
+  container: 'container',
+  stdin: 'stdin',
+  tty: 'tty',
+} as const;
+
+/** A command line longer than this is cut in the record (the request itself is bounded at 8 MiB). */
+export const SESSION_COMMAND_MAX = 16 * 1024;
+
+export function addSessionAnnotations(
+  annotations: Record<string, string>,
+  request: AdmissionRequest,
+  prefix: string,
+): void {
+  if (request.operation !== 'CONNECT') return;
+  const session = connectSession(request);
+  if (session === undefined) return;
+  if (session.subresource === 'exec') {
+    const line = session.commandLine;
+    annotations[prefix + SESSION_ANNOTATIONS.command] =
+      line.length <= SESSION_COMMAND_MAX
+        ? line
+        : `${line.slice(0, SESSION_COMMAND_MAX)}… (${line.length - SESSION_COMMAND_MAX} more characters)`;
+  }
+  if (session.container !== undefined)
+    annotations[prefix + SESSION_ANNOTATIONS.container] = session.container;
+  if (session.subresource !== 'portforward') {
+    annotations[prefix + SESSION_ANNOTATIONS.stdin] = String(session.stdin);
+    annotations[prefix + SESSION_ANNOTATIONS.tty] = String(session.tty);
+  }
+}
 
 /**
  * Wall-clock milliseconds with a microsecond fraction. Date.now() has no sub-millisecond part, and
@@ -146,6 +184,7 @@ export function admissionEvent(
   if (outcome.violations !== '') annotations[ANNOTATIONS.violations] = outcome.violations;
   if (outcome.exceptions !== undefined && outcome.exceptions !== '')
     annotations[ANNOTATIONS.exceptions] = outcome.exceptions;
+  addSessionAnnotations(annotations, request, 'portcullis.io/');
 
   const { userInfo } = request;
   const user: UserInfo = {};

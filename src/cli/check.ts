@@ -35,6 +35,11 @@ import {
 } from './report.js';
 
 const MANIFEST_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+
+/** What `check` knows besides the input: no cluster, so the pod an exec goes into is never looked up. */
+const CHECK_CONTEXT: EvaluationContext = {
+  connectPod: { ok: false, error: 'portcullis check does not look pods up' },
+};
 const STDIN = '-';
 
 export interface CheckOptions {
@@ -300,7 +305,7 @@ function judgeDocument(
     itemPath: (string | number)[],
     label: string,
   ): void => {
-    const { decision, mutation } = judgeAsAdmitted(request, ruleset, facts.context);
+    const { decision, mutation } = judgeAsAdmitted(request, ruleset, { ...CHECK_CONTEXT, ...facts.context });
     const metadata = isObject(object) && isObject(object['metadata']) ? object['metadata'] : {};
     const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
     results.push({

@@ -20,6 +20,7 @@ import { watchRulesFile, type RulesWatch } from '../config/rules-file-watch.js';
 import { DEFAULT_RULES_PATH, type LoadedRuleSet } from '../config/ruleset-source.js';
 import { checkPair, readPair, type ServingCertificate } from '../server/certificates.js';
 import { createMetrics, type Metrics } from '../server/metrics.js';
+import { podLabelLookup } from '../server/pod-lookup.js';
 import { RuleSetHolder } from '../server/ruleset-holder.js';
 import { createServer } from '../server/server.js';
 import { generateCertificates } from '../tls/certs.js';
@@ -152,6 +153,11 @@ export async function runServe(options: ServeOptions): Promise<number> {
     audit: sinks.sinks,
     metrics,
     logger,
+    // For podExec's podSelector: the same credentials as --rules-configmap, loaded on first use.
+    lookupPod: podLabelLookup(async () => {
+      const { loadKubeConfig } = await import('../config/rules-configmap-watch.js');
+      return loadKubeConfig(options.kubeconfig);
+    }),
   });
   try {
     await server.listen({ host: options.host, port: options.port });

@@ -18,3 +18,35 @@ function globToRegExp(pattern: string): RegExp {
     .join('.*');
   return new RegExp(`^${body}$`, 's');
 }
+
+/**
+ * The first of `patterns` that matches the whole of `value`, or undefined; same syntax as
+ * `compileGlobs`. For values a requester writes at length (a command line): matched without regular
+ * expressions, by the greedy wildcard walk that backs up only to the last `*`, so the time is at
+ * most the product of the two lengths, whatever the pattern (`*a*a*a*` on a long line of `a`s
+ * would make a backtracking regular expression take polynomial time in the number of stars).
+ */
+export function compileFirstMatch(patterns: readonly string[]): (value: string) => string | undefined {
+  const compiled = patterns.map((pattern) => ({ pattern, parts: pattern.split('*') }));
+  return (value) => compiled.find(({ parts }) => wildcardMatch(parts, value))?.pattern;
+}
+
+/** `parts` is the pattern split at `*`: the first part must start the value, the last end it. */
+function wildcardMatch(parts: readonly string[], value: string): boolean {
+  const first = parts[0] ?? '';
+  if (parts.length === 1) return value === first;
+  const last = parts[parts.length - 1] ?? '';
+  if (value.length < first.length + last.length) return false;
+  if (!value.startsWith(first) || !value.endsWith(last)) return false;
+  // Each middle part at its leftmost place after the previous one: leftmost is always safe, as
+  // any later place leaves less room for what follows.
+  let at = first.length;
+  const end = value.length - last.length;
+  for (let i = 1; i < parts.length - 1; i++) {
+    const part = parts[i] ?? '';
+    const found = value.indexOf(part, at);
+    if (found === -1 || found + part.length > end) return false;
+    at = found + part.length;
+  }
+  return true;
+}

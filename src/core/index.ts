@@ -21,6 +21,13 @@ export { celWebhookRules, type WebhookRule } from './cel/webhook.js';
 export { CEL_TARGET } from './cel/target.js';
 export { BINDING_TARGET, readRole, ROLE_TARGET, type RoleView } from './rbac.js';
 export { RoleIndex, type RoleLookup } from './grants.js';
+export {
+  CONNECT_TARGET,
+  connectSession,
+  formatCommandLine,
+  wantsConnectPod,
+  type ConnectView,
+} from './connect.js';
 export type { Target } from './target.js';
 export { LATEST, parseKubeVersion, type KubeVersion } from './version.js';
 export { isObject } from './read.js';

@@ -66,10 +66,19 @@ export interface EvaluationContext {
    * Without it only Kubernetes' bootstrap roles are known (src/core/bootstrap.ts).
    */
   roles?: RoleLookup;
+  /**
+   * The pod a CONNECT (exec, attach, port-forward) goes into, which the request only names: `serve`
+   * looks it up (bounded in time) when a rule needs its labels (see connect.ts `wantsConnectPod`).
+   * A failed lookup says why; absent, nobody looked (`portcullis check` has no cluster to ask).
+   */
+  connectPod?: PodLookup;
 }
 
 /** A deny's HTTP status reason, as a ValidatingAdmissionPolicy validation names it. */
 export type DenyReason = 'Unauthorized' | 'Forbidden' | 'Invalid' | 'RequestEntityTooLarge';
+
+/** The outcome of looking a pod up: its labels, or why they are not known. */
+export type PodLookup = { ok: true; labels: Readonly<Record<string, string>> } | { ok: false; error: string };
 
 /** A path into the admitted object, e.g. ['spec', 'containers', 0, 'image']. */
 export type FieldPath = readonly (string | number)[];

@@ -2,6 +2,7 @@
 // here: the routes in server.ts only parse, time, audit and send what these functions return.
 
 import type { AdmissionReview } from '../admission/review.js';
+import { addSessionAnnotations } from '../audit/event.js';
 import { judgeRulesConfigMap, RULES_CONFIGMAP_RULE } from '../config/rules-configmap-admission.js';
 import type { ConfigMapRef } from '../config/rules-configmap.js';
 import type { LoadedRuleSet } from '../config/ruleset-source.js';
@@ -66,7 +67,7 @@ export interface Judge {
   rulesConfigMap?: ConfigMapRef | undefined;
   /** Namespace objects by name (serve's watch), for `cel` rules' namespaceObject and namespaceSelector. */
   namespaces?: ReadonlyMap<string, unknown> | undefined;
-  /** Facts from the cluster for the checks (the ClusterRoles `serve` watches). */
+  /** Facts for the checks: from the cluster (the ClusterRoles `serve` watches), and gathered for this request (the pod a CONNECT goes into). */
   context?: EvaluationContext | undefined;
 }
 
@@ -120,6 +121,9 @@ export function validateReview(review: AdmissionReview, judge: Judge): Answer {
     ...(warned.length === 0 ? {} : { warnings: warned }),
     auditAnnotations,
   };
+  // The API server's own audit event for an exec then names the command too, beside its verb (get
+  // for WebSocket, create for SPDY), which the webhook request does not carry.
+  addSessionAnnotations(response.auditAnnotations, review.request, '');
   return {
     review: { apiVersion: review.apiVersion, kind: review.kind, response },
     code: decision.allowed ? 200 : 403,

@@ -18,7 +18,14 @@ import {
 import type { AuditSink } from '../audit/sink.js';
 import type { ClusterRolesWatch } from '../config/cluster-roles-watch.js';
 import type { ConfigMapRef } from '../config/rules-configmap.js';
-import { formatRules, mutateReview, validateReview, type Answer, type Judge } from './admission.js';
+import {
+  formatRules,
+  mutateReview,
+  validateReview,
+  type AdmissionReviewAnswer,
+  type Answer,
+  type Judge,
+} from './admission.js';
 import {
   CertificateWatcher,
   type CertificateFiles,
@@ -26,9 +33,11 @@ import {
   type WatchOptions,
 } from './certificates.js';
 import { RequestError, parseJsonBody } from './json-body.js';
+import type { PodLabelLookup } from './pod-lookup.js';
 import type { Metrics } from './metrics.js';
 import type { RuleSetHolder } from './ruleset-holder.js';
 import { isObject } from '../core/read.js';
+import { wantsConnectPod, type EvaluationContext } from '../core/index.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -60,6 +69,8 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** How long shutdown waits for requests in flight before closing their connections. */
   shutdownTimeoutMs?: number;
+  /** Looks up the pod a CONNECT goes into when a rule needs its labels; without it they are unknown. */
+  lookupPod?: PodLabelLookup;
 }
 
 export interface AdmissionServer {
@@ -220,37 +231,53 @@ export async function createServer(options: ServerOptions): Promise<AdmissionSer
       if (!parsed.ok) throw new RequestError(400, 'PORTCULLIS_ERR_INVALID_REVIEW', parsed.message);
       // Read once: a RuleSet swapped in meanwhile applies from the next request on.
       const loaded = rules.current;
-      const result: Answer = answer(parsed.review, {
-        loaded,
-        rulesConfigMap: options.rulesConfigMap,
-        namespaces: options.namespaces,
-        context,
-      });
-      const completedAt = clock();
-      // Enqueued before the answer leaves, so no answer is ever sent without its event.
-      audit(
-        admissionEvent(
-          facts(request, endpoint),
-          {
-            request: parsed.review.request,
-            code: result.code,
-            message: result.message,
-            decision: result.decision,
-            violations: formatRules(result.rules),
-            exceptions: result.exceptions,
-            ruleset: loaded,
-          },
-          completedAt,
-        ),
-      );
-      metrics.decisions.inc({ endpoint, decision: result.decision });
-      for (const { rule, action } of result.rules) metrics.ruleResults.inc({ rule, action });
-      for (const exception of result.lapsed) {
-        metrics.exceptionLapsed.inc({ exception });
-        logger.warn({ exception, uid: parsed.review.request.uid }, 'exception matched but is not in force');
+      const respond = (extra?: EvaluationContext): AdmissionReviewAnswer => {
+        const judge = {
+          loaded,
+          rulesConfigMap: options.rulesConfigMap,
+          namespaces: options.namespaces,
+          context: extra === undefined ? context : { ...context, ...extra },
+        };
+        const result: Answer = answer(parsed.review, judge);
+        const completedAt = clock();
+        // Enqueued before the answer leaves, so no answer is ever sent without its event.
+        audit(
+          admissionEvent(
+            facts(request, endpoint),
+            {
+              request: parsed.review.request,
+              code: result.code,
+              message: result.message,
+              decision: result.decision,
+              violations: formatRules(result.rules),
+              exceptions: result.exceptions,
+              ruleset: loaded,
+            },
+            completedAt,
+          ),
+        );
+        metrics.decisions.inc({ endpoint, decision: result.decision });
+        for (const { rule, action } of result.rules) metrics.ruleResults.inc({ rule, action });
+        for (const exception of result.lapsed) {
+          metrics.exceptionLapsed.inc({ exception });
+          logger.warn({ exception, uid: parsed.review.request.uid }, 'exception matched but is not in force');
+        }
+        metrics.latency.observe({ endpoint }, (completedAt - request.receivedAt) / 1000);
+        return result.review;
+      };
+      // Only a CONNECT that a podSelector rule judges waits on the API server (bounded by the
+      // lookup's own timeout); every other request is answered synchronously.
+      const admission = parsed.review.request;
+      if (endpoint === 'validate' && loaded !== undefined && wantsConnectPod(admission, loaded.ruleset)) {
+        const lookup = options.lookupPod;
+        if (lookup === undefined) {
+          return respond({ connectPod: { ok: false, error: 'this server does not look pods up' } });
+        }
+        return lookup(admission.namespace ?? '', admission.name ?? '').then((connectPod) =>
+          respond({ connectPod }),
+        );
       }
-      metrics.latency.observe({ endpoint }, (completedAt - request.receivedAt) / 1000);
-      return result.review;
+      return respond();
     },
   });
   app.post('/validate', route('validate', validateReview));

@@ -2,7 +2,7 @@
 // printed by the real kubectl, so the CLI is tested on what people will actually pipe into it.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Readable } from 'node:stream';
@@ -426,6 +426,103 @@ t.test('an AdmissionReview is judged as its request', async (t) => {
       name,
     );
   }
+});
+
+t.test('a saved AdmissionReview of a CONNECT is judged as the webhook judges it', async (t) => {
+  const captured = readFileSync(
+    new URL('../fixtures/admission/pod-exec-connect.json', import.meta.url),
+    'utf8',
+  );
+  // What someone pastes from an audit trail: only what says who ran what, where.
+  const trimmed = JSON.stringify({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      operation: 'CONNECT',
+      name: 'web',
+      namespace: 'shop',
+      userInfo: { username: 'bob' },
+      object: {
+        kind: 'PodExecOptions',
+        apiVersion: 'v1',
+        container: 'app',
+        command: ['nsenter', '-t', '1', 'sh'],
+      },
+    },
+  });
+  const attach = JSON.stringify({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      operation: 'CONNECT',
+      name: 'web',
+      object: { kind: 'PodAttachOptions', apiVersion: 'v1', stdin: true, tty: true },
+    },
+  });
+  const connect = t.testdir({
+    'captured.json': captured,
+    'trimmed.json': trimmed,
+    'attach.json': attach,
+    'labels.yaml': `apiVersion: portcullis.io/v1
+kind: RuleSet
+rules:
+  - name: debuggable-only
+    check: podExec
+    params: { podSelector: { matchLabels: { debuggable: 'true' } }, allowInteractive: false }
+`,
+  });
+  const shipped = await check(
+    [join(connect, 'captured.json'), join(connect, 'trimmed.json'), join(connect, 'attach.json')],
+    {
+      rules: DEFAULT_RULES_PATH,
+    },
+  );
+  t.equal(shipped.exitCode, 1);
+  t.match(list(at(json(shipped), 'results')), [
+    {
+      kind: 'PodExecOptions',
+      namespace: 'default',
+      name: 'web',
+      allowed: false,
+      violations: [
+        {
+          rule: 'no-secret-reads',
+          message:
+            'exec "sh -c \'cat /var/run/secrets/x\'" into pod default/web container web: command matches "*/var/run/secrets/*"',
+          field: 'command',
+        },
+      ],
+    },
+    {
+      kind: 'PodExecOptions',
+      namespace: 'shop',
+      name: 'web',
+      allowed: false,
+      violations: [
+        {
+          rule: 'no-host-entry',
+          message: 'exec "nsenter -t 1 sh" into pod shop/web container app: command matches "*nsenter*"',
+        },
+      ],
+    },
+    { kind: 'PodAttachOptions', namespace: 'default', name: 'web', allowed: true, violations: [] },
+  ]);
+  const labels = await check([join(connect, 'attach.json')], { rules: join(connect, 'labels.yaml') });
+  t.match(list(at(json(labels), 'results')), [
+    {
+      allowed: false,
+      violations: [
+        {
+          message:
+            "attach to pod default/web: the pod's labels are unknown (portcullis check does not look pods up), so it is not known to carry debuggable=true",
+        },
+        {
+          message: 'attach to pod default/web: interactive sessions (stdin and tty) are not allowed',
+          field: 'tty',
+        },
+      ],
+    },
+  ]);
 });
 
 t.test('unreadable input: exit 2 with the file and line', async (t) => {

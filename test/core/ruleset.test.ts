@@ -213,6 +213,17 @@ t.test('params errors, per check, with their paths', async (t) => {
       { allowedRoles: [{ kind: 'Role' }] },
       ['rules[0].params.allowedRoles[0].name: is required'],
     ],
+    ['podExec', {}, []],
+    [
+      'podExec',
+      { subresources: ['exec', 'proxy'] },
+      ['rules[0].params.subresources[1]: must be one of: "exec", "attach", "portforward"'],
+    ],
+    [
+      'podExec',
+      { podSelector: { matchLabels: { debuggable: true } } },
+      ['rules[0].params.podSelector.matchLabels.debuggable: must be string'],
+    ],
   ];
   for (const [check, params, errors] of rows) {
     t.same(errorsOf(ruleSet([rule(check, params)])), errors, `${check} ${JSON.stringify(params)}`);
@@ -299,6 +310,8 @@ t.test('rules/default.yaml compiles', async (t) => {
       ['no-probe-host', 'hostProbes', 'deny'],
       ['restricted-volumes', 'volumeTypes', 'warn'],
       ['no-rbac-privilege', 'rbacPrivilege', 'deny'],
+      ['no-secret-reads', 'podExec', 'deny'],
+      ['no-host-entry', 'podExec', 'deny'],
     ],
   );
   t.same(

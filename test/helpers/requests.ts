@@ -75,3 +75,49 @@ export const POD_SPEC_PATHS: readonly (readonly [kind: string, specPath: readonl
   ['Job', ['spec', 'template', 'spec']],
   ['CronJob', ['spec', 'jobTemplate', 'spec', 'template', 'spec']],
 ];
+
+export type ConnectSubresource = 'exec' | 'attach' | 'portforward';
+
+const OPTIONS_KIND: Record<ConnectSubresource, string> = {
+  exec: 'PodExecOptions',
+  attach: 'PodAttachOptions',
+  portforward: 'PodPortForwardOptions',
+};
+
+/**
+ * A CONNECT into pod `shop/web` as kube-apiserver 1.34 sends it for kubectl exec, attach and
+ * port-forward: the options as `object` (with their kind), `oldObject` null, only the pod's name.
+ */
+export function connectRequest(
+  subresource: ConnectSubresource,
+  options: Record<string, unknown> = {},
+  request: { namespace?: string; name?: string; username?: string; groups?: string[] } = {},
+): AdmissionRequest {
+  const kind: GroupVersionKind = { group: '', version: 'v1', kind: OPTIONS_KIND[subresource] };
+  const resource = { group: '', version: 'v1', resource: 'pods' };
+  return {
+    uid: 'c6513d31-6f99-4b90-8c3b-551c7ddf89d2',
+    kind,
+    resource,
+    subResource: subresource,
+    requestKind: kind,
+    requestResource: resource,
+    requestSubResource: subresource,
+    name: request.name ?? 'web',
+    namespace: request.namespace ?? 'shop',
+    operation: 'CONNECT',
+    userInfo: {
+      username: request.username ?? 'alice',
+      groups: request.groups ?? ['system:authenticated'],
+    },
+    object: { kind: kind.kind, apiVersion: 'v1', ...options },
+    oldObject: null,
+    dryRun: false,
+    options: null,
+  };
+}
+
+/** What `kubectl exec -c app -- ARGV...` sends (add `stdin`/`tty` for -i/-t). */
+export function execOptions(command: string[], extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { stdout: true, stderr: true, container: 'app', command, ...extra };
+}

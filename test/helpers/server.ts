@@ -24,10 +24,21 @@ import type { ClusterRolesWatch } from '../../src/config/cluster-roles-watch.js'
 import type { ConfigMapRef } from '../../src/config/rules-configmap.js';
 import { createMetrics, type Metrics } from '../../src/server/metrics.js';
 import { RuleSetHolder } from '../../src/server/ruleset-holder.js';
+import type { PodLabelLookup } from '../../src/server/pod-lookup.js';
 import { createServer, type AdmissionServer } from '../../src/server/server.js';
 import { generateCertificates, type GeneratedCertificates } from '../../src/tls/certs.js';
 
 export const FIXTURE = new URL('../fixtures/admission/pod-create-from-replicaset.json', import.meta.url);
+
+/**
+ * What kube-apiserver 1.34 sent for `kubectl exec web -c web -- sh -c 'cat /var/run/secrets/x'`
+ * (kubectl 1.32), captured: CONNECT pods/exec, the PodExecOptions as the object, no pod.
+ */
+export function podExecReview(): { apiVersion: string; kind: string; request: Record<string, unknown> } {
+  return JSON.parse(
+    readFileSync(new URL('../fixtures/admission/pod-exec-connect.json', import.meta.url), 'utf8'),
+  ) as ReturnType<typeof podExecReview>;
+}
 
 /** The Pod CREATE the ReplicaSet controller sends, parsed afresh for each caller to change. */
 export function podCreateReview(): {
@@ -122,6 +133,7 @@ export interface StartOptions {
   sinks?: AuditSink[];
   bodyLimit?: number;
   metrics?: Metrics;
+  lookupPod?: PodLabelLookup;
 }
 
 export async function startServer(options: StartOptions): Promise<TestServer> {
@@ -147,6 +159,7 @@ export async function startServer(options: StartOptions): Promise<TestServer> {
     ...(options.certificateFiles ? { certificateFiles: options.certificateFiles } : {}),
     ...(options.watch ? { watch: options.watch } : {}),
     ...(options.bodyLimit ? { bodyLimit: options.bodyLimit } : {}),
+    ...(options.lookupPod ? { lookupPod: options.lookupPod } : {}),
     audit: [audit, ...(options.sinks ?? [])],
     metrics,
     logger,

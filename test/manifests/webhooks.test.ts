@@ -129,11 +129,15 @@ t.test('the workload webhooks judge every other namespace, Portcullis’ own inc
 });
 
 t.test(
-  'validating coverage: exactly the pod kinds, ephemeral containers, roles and role bindings',
+  'validating coverage: exactly the pod kinds, ephemeral containers, exec/attach/port-forward, roles and role bindings',
   async (t) => {
     const expected = [
       ...podKinds.flatMap(({ group, resource }) => both(group, resource)),
       '/pods/ephemeralcontainers UPDATE',
+      // No other CONNECT: nodes/proxy, services/proxy and pods/proxy are never sent.
+      '/pods/exec CONNECT',
+      '/pods/attach CONNECT',
+      '/pods/portforward CONNECT',
       ...BINDING_KINDS.flatMap((kind) => both(RBAC_GROUP, resourceOf(kind))),
       ...ROLE_KINDS.flatMap((kind) => both(RBAC_GROUP, resourceOf(kind))),
     ].sort();
@@ -170,10 +174,17 @@ t.test('nothing the cluster needs to heal itself, and no wildcards', async (t) =
           `${name}: ${resource}`,
         );
       }
-      t.notOk(
-        strings(rule['operations']).some((o) => o === 'DELETE' || o === 'CONNECT'),
-        `${name}: no DELETE or CONNECT`,
-      );
+      t.notOk(strings(rule['operations']).includes('DELETE'), `${name}: no DELETE`);
+      // CONNECT only into pods, for podExec: never nodes/proxy or services/proxy, whose failure
+      // (failurePolicy Fail) would cut the control plane off from the nodes.
+      if (strings(rule['operations']).includes('CONNECT')) {
+        t.same(rule['operations'], ['CONNECT'], `${name}: CONNECT in a rule of its own`);
+        t.same(
+          rule['resources'],
+          ['pods/exec', 'pods/attach', 'pods/portforward'],
+          `${name}: CONNECT into pods only`,
+        );
+      }
     }
   }
 });

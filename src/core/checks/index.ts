@@ -11,6 +11,7 @@ import { hostNamespaces } from './hostNamespaces.js';
 import { hostPath } from './hostPath.js';
 import { hostPorts } from './hostPorts.js';
 import { hostProbes } from './hostProbes.js';
+import { podExec } from './podExec.js';
 import { podSecurity } from './podSecurity.js';
 import { privileged } from './privileged.js';
 import { procMount } from './procMount.js';
@@ -45,5 +46,6 @@ export const CHECKS: ReadonlyMap<string, CheckDefinition> = new Map(
     volumeTypes,
     podSecurity,
     rbacPrivilege,
+    podExec,
   ].map((c) => [c.id, c]),
 );

@@ -1,0 +1,526 @@
+import t, { type Test } from 'tap';
+import {
+  connectSession,
+  evaluate,
+  formatCommandLine,
+  wantsConnectPod,
+  type AdmissionRequest,
+  type EvaluationContext,
+} from '../../../src/core/index.js';
+import { expectDecision } from '../../helpers/decisions.js';
+import { connectRequest, execOptions } from '../../helpers/requests.js';
+import { oneRule, ruleSet } from '../../helpers/rules.js';
+
+// What kubectl 1.32 sends through kube-apiserver 1.34 (captured): `kubectl exec web -c app -- sh -c
+// 'cat /var/run/secrets/x'` is command ["sh", "-c", "cat /var/run/secrets/x"]; `-it` adds stdin and
+// tty (and drops stderr); attach has no command; port-forward has nothing but its kind.
+const exec = (command: string[], extra: Record<string, unknown> = {}, who = {}): AdmissionRequest =>
+  connectRequest('exec', execOptions(command, extra), who);
+const interactive = { stdin: true, tty: true, stderr: false };
+
+t.test('the command line: argv joined by spaces, shell-quoted where needed', async (t) => {
+  const rows: [argv: string[], line: string][] = [
+    [[], ''],
+    [['ls', '-l', '/tmp'], 'ls -l /tmp'],
+    [['sh', '-c', 'cat /var/run/secrets/x'], "sh -c 'cat /var/run/secrets/x'"],
+    [['echo', "it's"], "echo 'it'\\''s'"],
+    [['echo', ''], "echo ''"],
+    [['echo', '$HOME', 'a*b', 'a;b'], "echo '$HOME' 'a*b' 'a;b'"],
+    [['printf', 'a\nb'], "printf 'a\nb'"],
+    [['env', 'A=1', '--opt=x,y', 'user@host:/p%2F', '_+.'], 'env A=1 --opt=x,y user@host:/p%2F _+.'],
+    [['rm', '-rf /'], "rm '-rf /'"],
+  ];
+  for (const [argv, line] of rows) t.equal(formatCommandLine(argv), line, JSON.stringify(argv));
+});
+
+interface Row {
+  name: string;
+  request: AdmissionRequest;
+  messages: string[];
+  fields?: string[];
+  context?: EvaluationContext;
+}
+
+function table(t: Test, params: Record<string, unknown>, rows: readonly Row[], rule = {}): void {
+  const ruleset = oneRule('podExec', params, rule);
+  for (const row of rows) {
+    t.test(row.name, async (t) => {
+      expectDecision(t, evaluate(row.request, ruleset, row.context), {
+        messages: row.messages,
+        fields: row.fields,
+      });
+    });
+  }
+}
+
+const into = 'into pod shop/web container app';
+
+t.test('denyCommands: globs on the whole command line', async (t) => {
+  table(
+    t,
+    { denyCommands: ['*/var/run/secrets/*', 'nsenter*', '*chroot /host*', 'rm -rf /', 'cat /tmp/a.b'] },
+    [
+      {
+        name: 'reading the service-account token',
+        request: exec(['cat', '/var/run/secrets/kubernetes.io/serviceaccount/token']),
+        messages: [
+          `exec "cat /var/run/secrets/kubernetes.io/serviceaccount/token" ${into}: command matches "*/var/run/secrets/*" [r]`,
+        ],
+        fields: ['command'],
+      },
+      {
+        name: 'the same through sh -c: * spans the quotes',
+        request: exec(['sh', '-c', 'cat /var/run/secrets/x']),
+        messages: [
+          `exec "sh -c 'cat /var/run/secrets/x'" ${into}: command matches "*/var/run/secrets/*" [r]`,
+        ],
+      },
+      {
+        name: 'kubectl cp out of the secrets directory is an exec of tar',
+        request: exec(['tar', 'cf', '-', '/var/run/secrets/kubernetes.io/serviceaccount']),
+        messages: [
+          `exec "tar cf - /var/run/secrets/kubernetes.io/serviceaccount" ${into}: command matches "*/var/run/secrets/*" [r]`,
+        ],
+      },
+      {
+        name: 'a look-alike directory (distractor)',
+        request: exec(['cat', '/var/run/secrets-old/x']),
+        messages: [],
+      },
+      { name: 'the parent directory (distractor)', request: exec(['ls', '/var/run/secrets']), messages: [] },
+      {
+        name: 'nsenter* matches nsenter with arguments',
+        request: exec(['nsenter', '-t', '1', '-m', '-u', '-i', '-n', 'sh']),
+        messages: [`exec "nsenter -t 1 -m -u -i -n sh" ${into}: command matches "nsenter*" [r]`],
+      },
+      {
+        name: 'a pattern is anchored at the start: /usr/bin/nsenter escapes nsenter* (distractor)',
+        request: exec(['/usr/bin/nsenter', '-t', '1']),
+        messages: [],
+      },
+      { name: 'case-sensitive (distractor)', request: exec(['NSENTER', '-t', '1']), messages: [] },
+      {
+        name: 'chroot /host inside a script',
+        request: exec(['bash', '-c', 'chroot /host bash']),
+        messages: [`exec "bash -c 'chroot /host bash'" ${into}: command matches "*chroot /host*" [r]`],
+      },
+      {
+        name: 'argument boundaries count: rm -rf / as three arguments',
+        request: exec(['rm', '-rf', '/']),
+        messages: [`exec "rm -rf /" ${into}: command matches "rm -rf /" [r]`],
+      },
+      {
+        name: 'one argument "-rf /" is quoted, and is not the pattern (distractor)',
+        request: exec(['rm', '-rf /']),
+        messages: [],
+      },
+      {
+        name: 'a pattern without * is the whole line: more arguments do not match (distractor)',
+        request: exec(['rm', '-rf', '/', '--no-preserve-root']),
+        messages: [],
+      },
+      {
+        name: '. in a pattern is a literal dot (distractor)',
+        request: exec(['cat', '/tmp/aXb']),
+        messages: [],
+      },
+      {
+        name: '. in a pattern matches a dot',
+        request: exec(['cat', '/tmp/a.b']),
+        messages: [`exec "cat /tmp/a.b" ${into}: command matches "cat /tmp/a.b" [r]`],
+      },
+      {
+        name: 'attach has no command: command patterns do not apply',
+        request: connectRequest('attach', { stdin: true, stdout: true, stderr: true, container: 'app' }),
+        messages: [],
+      },
+    ],
+  );
+});
+
+t.test('denyCommands: ? and [ are literal, the first matching pattern is cited', async (t) => {
+  table(t, { denyCommands: ['ls ?', 'cat [ab]', '*token*', '*/var/run/secrets/*'] }, [
+    { name: '? is not a wildcard (distractor)', request: exec(['ls', 'a']), messages: [] },
+    { name: '[ab] is not a class (distractor)', request: exec(['cat', 'a']), messages: [] },
+    {
+      name: 'the first pattern that matches',
+      request: exec(['cat', '/var/run/secrets/token']),
+      messages: [`exec "cat /var/run/secrets/token" ${into}: command matches "*token*" [r]`],
+    },
+  ]);
+});
+
+t.test('allowCommands: only these, and denyCommands first', async (t) => {
+  table(t, { allowCommands: ['ls *', 'date', 'cat /tmp/*'], denyCommands: ['*secret*'] }, [
+    { name: 'an allowed command', request: exec(['ls', '-l', '/data']), messages: [] },
+    { name: 'an allowed command without arguments', request: exec(['date']), messages: [] },
+    {
+      name: 'date with arguments is another line',
+      request: exec(['date', '-s', '2020-01-01']),
+      messages: [`exec "date -s 2020-01-01" ${into}: command matches none of allowCommands [r]`],
+    },
+    {
+      name: 'ls alone is not "ls *" (the space is literal)',
+      request: exec(['ls']),
+      messages: [`exec "ls" ${into}: command matches none of allowCommands [r]`],
+    },
+    {
+      name: 'a shell is not allowed',
+      request: exec(['sh'], interactive),
+      messages: [`exec "sh" ${into}: command matches none of allowCommands [r]`],
+    },
+    {
+      name: 'allowed, but denyCommands wins and is cited',
+      request: exec(['cat', '/tmp/secret.txt']),
+      messages: [`exec "cat /tmp/secret.txt" ${into}: command matches "*secret*" [r]`],
+    },
+  ]);
+});
+
+t.test('allowInteractive: false refuses stdin with tty, for exec and attach', async (t) => {
+  table(t, { allowInteractive: false }, [
+    {
+      name: 'kubectl exec -it sh',
+      request: exec(['sh'], interactive),
+      messages: [`exec "sh" ${into}: interactive sessions (stdin and tty) are not allowed [r]`],
+      fields: ['tty'],
+    },
+    {
+      name: 'kubectl exec -i (a pipe, no terminal) (distractor)',
+      request: exec(['sh'], { stdin: true }),
+      messages: [],
+    },
+    { name: 'a tty without stdin (distractor)', request: exec(['top'], { tty: true }), messages: [] },
+    { name: 'a plain command (distractor)', request: exec(['ls']), messages: [] },
+    {
+      name: 'kubectl attach -it',
+      request: connectRequest('attach', { stdin: true, stdout: true, tty: true, container: 'app' }),
+      messages: [
+        `attach to pod shop/web container app: interactive sessions (stdin and tty) are not allowed [r]`,
+      ],
+    },
+    {
+      name: 'kubectl attach without -t (distractor)',
+      request: connectRequest('attach', { stdout: true, stderr: true, container: 'app' }),
+      messages: [],
+    },
+    { name: 'port-forward has no terminal', request: connectRequest('portforward'), messages: [] },
+  ]);
+  table(t, {}, [
+    { name: 'by default an interactive shell is allowed', request: exec(['sh'], interactive), messages: [] },
+  ]);
+});
+
+t.test('users and groups: globs, either suffices', async (t) => {
+  const as = (username: string, groups: string[] = ['system:authenticated']) => ({ username, groups });
+  table(t, { users: ['alice', 'ops-*'], groups: ['sre'] }, [
+    { name: 'an allowed user', request: exec(['ls'], {}, as('alice')), messages: [] },
+    { name: 'a user matching ops-*', request: exec(['ls'], {}, as('ops-carol')), messages: [] },
+    { name: 'a member of an allowed group', request: exec(['ls'], {}, as('bob', ['sre'])), messages: [] },
+    {
+      name: 'anyone else',
+      request: exec(['ls'], {}, as('bob')),
+      messages: [`exec "ls" ${into}: user "bob" is not among the allowed users and groups [r]`],
+      fields: [''],
+    },
+    {
+      name: 'a name that only starts with an allowed one (distractor: globs are anchored)',
+      request: exec(['ls'], {}, as('alice2')),
+      messages: [`exec "ls" ${into}: user "alice2" is not among the allowed users and groups [r]`],
+    },
+    {
+      name: 'a group that only starts with an allowed one (distractor)',
+      request: exec(['ls'], {}, as('bob', ['sre-interns'])),
+      messages: [`exec "ls" ${into}: user "bob" is not among the allowed users and groups [r]`],
+    },
+    {
+      name: 'port-forward by anyone else',
+      request: connectRequest('portforward', {}, as('bob')),
+      messages: [`port-forward to pod shop/web: user "bob" is not among the allowed users and groups [r]`],
+    },
+  ]);
+  table(t, { users: [] }, [
+    {
+      name: 'users: [] allows nobody',
+      request: exec(['ls'], {}, as('alice', ['sre'])),
+      messages: [`exec "ls" ${into}: user "alice" is not among the allowed users and groups [r]`],
+    },
+  ]);
+  table(t, { users: ['alice'], denyCommands: ['*shadow*'], allowInteractive: false }, [
+    {
+      name: 'every reason is its own violation',
+      request: exec(['sh', '-c', 'cat /etc/shadow'], interactive, as('bob')),
+      messages: [
+        `exec "sh -c 'cat /etc/shadow'" ${into}: user "bob" is not among the allowed users and groups [r]`,
+        `exec "sh -c 'cat /etc/shadow'" ${into}: interactive sessions (stdin and tty) are not allowed [r]`,
+        `exec "sh -c 'cat /etc/shadow'" ${into}: command matches "*shadow*" [r]`,
+      ],
+      fields: ['', 'tty', 'command'],
+    },
+  ]);
+});
+
+t.test('subresources: which of exec, attach and port-forward the rule covers', async (t) => {
+  const bob = { username: 'bob' };
+  table(t, { subresources: ['exec'], users: ['alice'] }, [
+    {
+      name: 'exec is covered',
+      request: exec(['ls'], {}, bob),
+      messages: [`exec "ls" ${into}: user "bob" is not among the allowed users and groups [r]`],
+    },
+    { name: 'attach is not', request: connectRequest('attach', { container: 'app' }, bob), messages: [] },
+    { name: 'port-forward is not', request: connectRequest('portforward', {}, bob), messages: [] },
+  ]);
+  table(t, { subresources: ['portforward', 'attach'], users: ['alice'] }, [
+    { name: 'exec is not covered', request: exec(['ls'], {}, bob), messages: [] },
+    {
+      name: 'attach without a container names none',
+      request: connectRequest('attach', { stdin: true }, bob),
+      messages: [`attach to pod shop/web: user "bob" is not among the allowed users and groups [r]`],
+    },
+  ]);
+});
+
+t.test('podSelector: the pod must carry the labels, which only the caller can know', async (t) => {
+  const labels = (l: Record<string, string>): EvaluationContext => ({ connectPod: { ok: true, labels: l } });
+  const unknown = (why: string) =>
+    `exec "ls" ${into}: the pod's labels are unknown (${why}), so it is not known to carry debuggable=true [r]`;
+  table(t, { podSelector: { matchLabels: { debuggable: 'true' } } }, [
+    {
+      name: 'a labelled pod',
+      request: exec(['ls']),
+      context: labels({ debuggable: 'true', app: 'web' }),
+      messages: [],
+    },
+    {
+      name: 'another value',
+      request: exec(['ls']),
+      context: labels({ debuggable: 'false' }),
+      messages: [`exec "ls" ${into}: the pod is not labelled debuggable=true [r]`],
+    },
+    {
+      name: 'no such label',
+      request: exec(['ls']),
+      context: labels({}),
+      messages: [`exec "ls" ${into}: the pod is not labelled debuggable=true [r]`],
+    },
+    {
+      name: 'a label inherited from Object.prototype is not a label (distractor)',
+      request: exec(['ls']),
+      context: labels(Object.create({ debuggable: 'true' }) as Record<string, string>),
+      messages: [`exec "ls" ${into}: the pod is not labelled debuggable=true [r]`],
+    },
+    {
+      name: 'nobody looked the pod up (portcullis check): fails closed under deny',
+      request: exec(['ls']),
+      messages: [unknown('not looked up')],
+    },
+    {
+      name: 'the lookup failed: fails closed under deny',
+      request: exec(['ls']),
+      context: { connectPod: { ok: false, error: 'the lookup timed out after 2000 ms' } },
+      messages: [unknown('the lookup timed out after 2000 ms')],
+    },
+  ]);
+  t.test('under warn, unknown labels warn and admit (the rule action is followed)', async (t) => {
+    const decision = evaluate(
+      exec(['ls']),
+      oneRule('podExec', { podSelector: { matchLabels: { debuggable: 'true' } } }, { action: 'warn' }),
+    );
+    t.equal(decision.allowed, true);
+    t.same(
+      decision.violations.map((v) => [v.action, v.error]),
+      [['warn', undefined]],
+    );
+  });
+  t.test('every label of matchLabels is required; the missing ones are named', async (t) => {
+    const ruleset = oneRule('podExec', {
+      podSelector: { matchLabels: { debuggable: 'true', team: 'shop' } },
+    });
+    expectDecision(t, evaluate(exec(['ls']), ruleset, labels({ team: 'shop' })), {
+      messages: [`exec "ls" ${into}: the pod is not labelled debuggable=true [r]`],
+    });
+    expectDecision(t, evaluate(exec(['ls']), ruleset, labels({})), {
+      messages: [`exec "ls" ${into}: the pod is not labelled debuggable=true, team=shop [r]`],
+    });
+  });
+});
+
+t.test(
+  'wantsConnectPod: only a rule with podSelector that judges the request asks for the pod',
+  async (t) => {
+    const selector = { podSelector: { matchLabels: { debuggable: 'true' } } };
+    const withSelector = ruleSet([
+      { name: 'plain', check: 'podExec', params: { denyCommands: ['x'] } },
+      { name: 'labels', check: 'podExec', params: selector, namespaces: ['shop'] },
+    ]);
+    t.equal(wantsConnectPod(exec(['ls']), withSelector), true, 'an exec in shop');
+    t.equal(
+      wantsConnectPod(exec(['ls'], {}, { namespace: 'dev' }), withSelector),
+      false,
+      'out of that rule’s scope',
+    );
+    t.equal(
+      wantsConnectPod(exec(['ls']), oneRule('podExec', { denyCommands: ['x'] })),
+      false,
+      'no podSelector',
+    );
+    const proxy = { ...exec(['ls']), subResource: 'proxy' };
+    t.equal(wantsConnectPod(proxy, withSelector), false, 'pods/proxy is not judged');
+  },
+);
+
+t.test('exemptions come first; scope is by namespace', async (t) => {
+  const ruleset = oneRule(
+    'podExec',
+    { denyCommands: ['*'] },
+    { namespaces: ['shop', 'team-*'] },
+    { namespaces: ['kube-system'], usernames: ['breakglass-*'], groups: ['system:masters'] },
+  );
+  const denied = (ns: string) => [`exec "ls" into pod ${ns}/web container app: command matches "*" [r]`];
+  expectDecision(t, evaluate(exec(['ls']), ruleset), { messages: denied('shop') });
+  expectDecision(t, evaluate(exec(['ls'], {}, { namespace: 'team-a' }), ruleset), {
+    messages: denied('team-a'),
+  });
+  const notInScope = evaluate(exec(['ls'], {}, { namespace: 'dev' }), ruleset);
+  t.same([notInScope.allowed, notInScope.rulesApplied], [true, []], 'a namespace outside the rule');
+  for (const [what, who, detail] of [
+    ['namespace', { namespace: 'kube-system' }, 'namespace "kube-system" matches exemptions.namespaces'],
+    ['user', { username: 'breakglass-ann' }, 'user "breakglass-ann" matches exemptions.usernames'],
+    ['group', { groups: ['system:masters'] }, 'group "system:masters" matches exemptions.groups'],
+  ] as const) {
+    const decision = evaluate(exec(['ls'], {}, who), ruleset);
+    t.same(decision.skipped, { kind: 'exempt', detail }, `an exempt ${what}`);
+    t.equal(decision.allowed, true);
+  }
+});
+
+t.test('every other CONNECT stays unjudged', async (t) => {
+  const ruleset = oneRule('podExec', { denyCommands: ['*'] });
+  const other = (resource: string, subResource: string): AdmissionRequest => ({
+    ...exec(['ls']),
+    resource: { group: '', version: 'v1', resource },
+    subResource,
+  });
+  for (const [resource, sub] of [
+    ['nodes', 'proxy'],
+    ['services', 'proxy'],
+    ['pods', 'proxy'],
+  ] as const) {
+    t.same(
+      evaluate(other(resource, sub), ruleset).skipped,
+      { kind: 'subresource', detail: `subresource "${sub}" is not judged` },
+      `${resource}/${sub}`,
+    );
+  }
+  const appsPods: AdmissionRequest = {
+    ...exec(['ls']),
+    resource: { group: 'apps', version: 'v1', resource: 'pods' },
+  };
+  t.same(evaluate(appsPods, ruleset).rulesApplied, [], 'pods of another API group');
+  const noRule = evaluate(exec(['ls']), oneRule('privileged'));
+  t.same(noRule.skipped, { kind: 'operation', detail: 'CONNECT is not judged' }, 'no podExec rule: skipped');
+});
+
+t.test('options that cannot be read fail closed', async (t) => {
+  const ruleset = oneRule('podExec');
+  const rows: [name: string, request: AdmissionRequest, path: (string | number)[], message: string][] = [
+    [
+      'command not a list',
+      connectRequest('exec', { command: 'ls -l' }),
+      ['command'],
+      'must be a list, not a string',
+    ],
+    [
+      'an argument not a string',
+      connectRequest('exec', { command: ['ls', 1] }),
+      ['command', 1],
+      'must be a string, not a number',
+    ],
+    [
+      'stdin not a boolean',
+      connectRequest('attach', { stdin: 'yes' }),
+      ['stdin'],
+      'must be a boolean, not a string',
+    ],
+    [
+      'no object at all',
+      { ...connectRequest('exec'), object: undefined },
+      [],
+      'is missing (must be an object)',
+    ],
+  ];
+  for (const [name, request, path, message] of rows) {
+    const decision = evaluate(request, ruleset);
+    t.same(decision.malformed, { path, message }, name);
+    t.equal(decision.allowed, false, `${name}: denied`);
+  }
+});
+
+t.test('connectSession reads what the audit record shows', async (t) => {
+  t.same(connectSession(exec(['sh', '-c', 'id; whoami'], interactive)), {
+    subresource: 'exec',
+    namespace: 'shop',
+    pod: 'web',
+    container: 'app',
+    command: ['sh', '-c', 'id; whoami'],
+    commandLine: "sh -c 'id; whoami'",
+    stdin: true,
+    tty: true,
+  });
+  t.equal(connectSession(connectRequest('exec', { command: 'ls' })), undefined, 'unreadable options');
+  t.equal(connectSession({ ...exec(['ls']), subResource: 'proxy' }), undefined, 'not a CONNECT into a pod');
+});
+
+t.test('params are validated', async (t) => {
+  const { compileRuleSet } = await import('../../../src/core/index.js');
+  const errors = (params: unknown) => {
+    const r = compileRuleSet({
+      apiVersion: 'portcullis.io/v1',
+      kind: 'RuleSet',
+      rules: [{ name: 'r', check: 'podExec', params }],
+    });
+    return r.ok ? [] : r.errors.map((e) => `${e.path.join('.')}: ${e.message}`);
+  };
+  t.same(errors({ subresources: ['proxy'] }), [
+    'rules.0.params.subresources.0: must be one of: "exec", "attach", "portforward"',
+  ]);
+  t.same(errors({ subresources: [] }), ['rules.0.params.subresources: must NOT have fewer than 1 items']);
+  t.same(errors({ podSelector: { matchLabels: {} } }), [
+    'rules.0.params.podSelector.matchLabels: must NOT have fewer than 1 properties',
+  ]);
+  t.same(errors({ denyCommands: [''] }), [
+    'rules.0.params.denyCommands.0: must NOT have fewer than 1 characters',
+  ]);
+  t.same(errors({ allowInteractve: false }), ['rules.0.params.allowInteractve: unknown field']);
+  t.same(errors({}), [], 'no params: every default');
+});
+
+t.test('the command glob: * is any run, the rest literal, the whole line', async (t) => {
+  const { compileFirstMatch } = await import('../../../src/core/glob.js');
+  const rows: [pattern: string, value: string, matches: boolean][] = [
+    ['*', '', true],
+    ['**', 'anything at all', true],
+    ['', '', true],
+    ['', 'x', false],
+    ['a*a', 'a', false], // the prefix and suffix may not share the one character
+    ['ab*ba', 'aba', false],
+    ['ab*ba', 'abba', true],
+    ['a**b', 'ab', true],
+    ['*x*y*', 'yx', false], // in order
+    ['*x*y*', 'xy', true],
+    ['cat *', 'cat ', true],
+    ['cat *', 'cat', false],
+    ['*\n*', "printf 'a\nb'", true], // newlines are characters like any other
+    ['*a*a*a*a*a*b', 'a'.repeat(100_000), false], // no backtracking blow-up: answered at once
+  ];
+  for (const [pattern, value, matches] of rows) {
+    t.equal(
+      compileFirstMatch([pattern])(value) !== undefined,
+      matches,
+      `${JSON.stringify(pattern)} on ${JSON.stringify(value.slice(0, 20))}`,
+    );
+  }
+  t.equal(compileFirstMatch(['x*', '*y', '*'])('xy'), 'x*', 'the first pattern that matches');
+  t.equal(compileFirstMatch([])('x'), undefined, 'no patterns match nothing');
+});
