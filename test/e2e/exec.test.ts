@@ -1,0 +1,444 @@
+// kubectl exec, cp, attach and port-forward through Portcullis on a real kube-apiserver, with real
+// kubectl (issue 11). Own etcd + kube-apiserver on loopback; `portcullis serve` watching its rules
+// ConfigMap as the shipped ServiceAccount; the webhook configurations as `kubectl kustomize
+// manifests/` renders them, only clientConfig pointed at the local server.
+//
+// No kubelet runs, so no pod ever runs: a Pod object is created directly and stays Pending. That is
+// enough, because the API server calls admission for a CONNECT before it looks for the pod's node:
+// an exec Portcullis allows then fails with "pod web does not have a host assigned", past
+// admission. kubectl itself needs the pod to exist (it reads it first), and port-forward also wants
+// it Running, so that pod's status is written through the status subresource.
+
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { parse, stringify } from 'yaml';
+import {
+  Cluster,
+  findBinaries,
+  freePort,
+  poll,
+  PortcullisServer,
+  REPO,
+  run,
+  startWatchdog,
+  type Binaries,
+  type RunResult,
+} from './harness.js';
+import { isRecord, type KubeObject } from '../helpers/webhooks.js';
+import { pointWebhooksAt, renderManifests, toYaml } from './webhooks.js';
+
+const SHOP = 'shop';
+const LAB = 'lab';
+const RULES_CONFIGMAP = 'portcullis-rules';
+const WEBHOOK = 'workloads.portcullis.io';
+const DENIED = `admission webhook "${WEBHOOK}" denied the request: `;
+const PAST_ADMISSION = 'does not have a host assigned';
+
+async function suite(t: Test, binaries: Binaries): Promise<void> {
+  const workdir = mkdtempSync(join(tmpdir(), 'portcullis-e2e-exec-'));
+  const serverPidFile = join(workdir, 'portcullis.pid');
+  const watchdog = startWatchdog(workdir, serverPidFile);
+  // Filled once it starts; the teardown stops whatever did.
+  const servers: PortcullisServer[] = [];
+  t.teardown(async () => {
+    for (const server of servers) await server.stop();
+    await Cluster.stop(workdir);
+    if (watchdog.pid !== undefined) process.kill(-watchdog.pid, 'SIGTERM');
+    if (t.passing()) rmSync(workdir, { recursive: true, force: true });
+    else console.error(`# end-to-end (exec): logs kept in ${workdir}`);
+  });
+
+  const auditLog = join(workdir, 'audit.log');
+  const auditPolicy = join(workdir, 'audit-policy.yaml');
+  writeFileSync(auditPolicy, stringify(AUDIT_POLICY));
+  const cluster = await Cluster.start(workdir, binaries, [
+    `--audit-policy-file=${auditPolicy}`,
+    `--audit-log-path=${auditLog}`,
+  ]);
+  const kubectl = (args: readonly string[], input?: unknown): Promise<RunResult> =>
+    cluster.kubectl(
+      args,
+      input === undefined ? undefined : typeof input === 'string' ? input : JSON.stringify(input),
+    );
+
+  // --- what ships, plus the rules this suite needs in namespace lab ---------------------------
+  const rendered = renderManifests();
+  const isRulesConfigMap = (o: KubeObject): boolean =>
+    o.kind === 'ConfigMap' && isRecord(o['metadata']) && o['metadata']['name'] === RULES_CONFIGMAP;
+  const shippedRules = rendered.find(isRulesConfigMap);
+  const shippedText = isRecord(shippedRules?.['data']) ? shippedRules['data']['rules.yaml'] : undefined;
+  if (typeof shippedText !== 'string') throw new Error('manifests/ renders no portcullis-rules ConfigMap');
+  const ruleset = parse(shippedText) as { rules: unknown[] };
+  ruleset.rules.push(...LAB_RULES);
+  const infrastructure = rendered
+    .filter(
+      (o) =>
+        !['Deployment', 'ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration'].includes(o.kind),
+    )
+    .map((o) => (isRulesConfigMap(o) ? { ...o, data: { 'rules.yaml': stringify(ruleset) } } : o));
+  await must(kubectl(['apply', '-f', '-'], toYaml(infrastructure)), 'apply the rendered manifests');
+  for (const ns of [SHOP, LAB]) await must(kubectl(['create', 'namespace', ns]), `namespace ${ns}`);
+
+  // --- Portcullis as its ServiceAccount --------------------------------------------------------
+  const tls = join(workdir, 'tls');
+  mkdirSync(tls);
+  const certs = await run(process.execPath, [
+    join(REPO, 'bin/portcullis'),
+    'certs',
+    '--service',
+    'portcullis',
+    '--namespace',
+    'portcullis',
+    '--out',
+    tls,
+    '--ip',
+    '127.0.0.1',
+  ]);
+  if (certs.code !== 0) throw new Error(`portcullis certs failed: ${certs.stderr}`);
+  const caBundle = certs.stdout.trim();
+  const caPem = readFileSync(join(tls, 'ca.crt'), 'utf8');
+  const token = await must(
+    kubectl(['create', 'token', 'portcullis', '-n', 'portcullis', '--duration=1h']),
+    'a token for the portcullis ServiceAccount',
+  );
+  const saKubeconfig = join(workdir, 'portcullis.kubeconfig');
+  writeFileSync(
+    saKubeconfig,
+    readFileSync(cluster.kubeconfig, 'utf8').replace(/token: .*/, `token: ${token.stdout.trim()}`),
+  );
+  const port = await freePort();
+  const portcullisAudit = join(workdir, 'portcullis-audit.log');
+  const server = PortcullisServer.start(
+    [
+      '--rules-configmap',
+      `portcullis/${RULES_CONFIGMAP}`,
+      '--kubeconfig',
+      saKubeconfig,
+      '--tls-cert',
+      join(tls, 'tls.crt'),
+      '--tls-key',
+      join(tls, 'tls.key'),
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--audit-log',
+      portcullisAudit,
+    ],
+    port,
+    join(workdir, 'portcullis.log'),
+    serverPidFile,
+  );
+  servers.push(server);
+  if (!(await server.ready(caPem, 20_000))) throw new Error('portcullis serve never became ready');
+
+  // --- pods that never run, and the webhooks -------------------------------------------------
+  await must(
+    kubectl(
+      ['apply', '-f', '-'],
+      toYaml([pod(SHOP, 'web'), pod(LAB, 'plain'), pod(LAB, 'debug', { debuggable: 'true' })]),
+    ),
+    'the pods',
+  );
+  await must(
+    kubectl([
+      'patch',
+      'pod',
+      'debug',
+      '-n',
+      LAB,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      '{"status":{"phase":"Running"}}',
+    ]),
+    'pod lab/debug Running (port-forward checks the phase first)',
+  );
+  await must(
+    kubectl(['apply', '-f', '-'], toYaml(pointWebhooksAt(`https://127.0.0.1:${port}`, caBundle))),
+    'the webhooks',
+  );
+  const exec = (ns: string, name: string, command: string[]): Promise<RunResult> =>
+    kubectl(['exec', name, '-n', ns, '-c', 'app', '--', ...command]);
+  const live = await poll(async () => {
+    const r = await exec(SHOP, 'web', ['cat', '/var/run/secrets/probe']);
+    return r.stderr.includes('[no-secret-reads]') ? true : undefined;
+  }, 15_000);
+  if (live !== true) throw new Error('the CONNECT webhook never took effect');
+
+  // --- the verdicts ---------------------------------------------------------------------------
+  const TOKEN_PATH = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+  await t.test('a denied kubectl exec prints the rule message', async (t) => {
+    const r = await exec(SHOP, 'web', ['cat', TOKEN_PATH]);
+    t.not(r.code, 0);
+    t.match(
+      r.stderr,
+      `${DENIED}exec "cat ${TOKEN_PATH}" into pod shop/web container app: command matches "*/var/run/secrets/*" [no-secret-reads]`,
+    );
+    const host = await exec(SHOP, 'web', ['sh', '-c', 'nsenter -t 1 -m -u -i -n sh']);
+    t.match(
+      host.stderr,
+      `${DENIED}exec "sh -c 'nsenter -t 1 -m -u -i -n sh'" into pod shop/web container app: command matches "*nsenter*" [no-host-entry]`,
+    );
+  });
+
+  await t.test('an allowed kubectl exec gets past admission (then finds no node)', async (t) => {
+    const r = await exec(SHOP, 'web', ['ls', '-l', '/tmp']);
+    t.not(r.code, 0, 'no kubelet to run it');
+    t.match(r.stderr, PAST_ADMISSION);
+    t.notMatch(r.stderr, 'denied the request');
+  });
+
+  await t.test('kubectl cp out of the secrets directory is an exec of tar, and is denied', async (t) => {
+    const r = await kubectl(['cp', `${SHOP}/web:${TOKEN_PATH}`, join(workdir, 'stolen'), '-c', 'app']);
+    t.not(r.code, 0);
+    t.match(
+      r.stderr,
+      /denied the request: exec "tar [^"]*\/var\/run\/secrets\/[^"]*" into pod shop\/web container app: command matches "\*\/var\/run\/secrets\/\*" \[no-secret-reads\]/,
+    );
+  });
+
+  await t.test('podSelector: the pod is looked up with the shipped RBAC plus get on pods', async (t) => {
+    const before = await exec(LAB, 'debug', ['ls']);
+    t.match(
+      before.stderr,
+      /denied the request: exec "ls" into pod lab\/debug container app: the pod's labels are unknown \(the API server answered 403 for pod lab\/debug: pods "debug" is forbidden: User "system:serviceaccount:portcullis:portcullis" cannot get resource "pods"[^)]*\), so it is not known to carry debuggable=true \[debuggable-only\]/,
+      'the shipped RBAC does not grant it: the lookup fails, and the deny rule fails closed',
+    );
+    // What the README says to run.
+    await must(
+      kubectl(['create', 'clusterrole', 'portcullis-pod-reader', '--verb=get', '--resource=pods']),
+      'clusterrole',
+    );
+    await must(
+      kubectl([
+        'create',
+        'clusterrolebinding',
+        'portcullis-pod-reader',
+        '--clusterrole=portcullis-pod-reader',
+        '--serviceaccount=portcullis:portcullis',
+      ]),
+      'clusterrolebinding',
+    );
+    const labelled = await poll(async () => {
+      const r = await exec(LAB, 'debug', ['ls']);
+      return r.stderr.includes(PAST_ADMISSION) ? r : undefined;
+    }, 10_000);
+    t.ok(labelled, 'into the labelled pod: past admission');
+    const plain = await exec(LAB, 'plain', ['ls']);
+    t.match(
+      plain.stderr,
+      `${DENIED}exec "ls" into pod lab/plain container app: the pod is not labelled debuggable=true [debuggable-only]`,
+    );
+  });
+
+  await t.test(
+    'an interactive session is refused where allowInteractive is false',
+    { skip: hasScript() ? false : 'script(1) is not installed: no terminal for kubectl -t' },
+    async (t) => {
+      // kubectl sends tty only from a terminal: script(1) gives it one.
+      const r = await run(
+        'script',
+        [
+          '-qec',
+          `kubectl --kubeconfig ${cluster.kubeconfig} exec -it debug -n ${LAB} -c app -- sh`,
+          '/dev/null',
+        ],
+        { timeoutMs: 30_000 },
+      );
+      t.match(
+        r.stdout + r.stderr,
+        `${DENIED}exec "sh" into pod lab/debug container app: interactive sessions (stdin and tty) are not allowed [no-interactive-lab]`,
+      );
+    },
+  );
+
+  await t.test('attach is judged and port-forward refused by their rules', async (t) => {
+    const attach = await kubectl(['attach', 'web', '-n', SHOP, '-c', 'app']);
+    t.match(attach.stderr, PAST_ADMISSION, 'attach is not covered by the shipped exec rules: past admission');
+    const forward = await kubectl(['port-forward', 'pod/debug', '-n', LAB, `${await freePort()}:80`]);
+    t.not(forward.code, 0);
+    t.match(
+      forward.stderr,
+      `${DENIED}port-forward to pod lab/debug: user "portcullis-admin" is not among the allowed users and groups [no-port-forward-lab]`,
+    );
+  });
+
+  // --- the record -----------------------------------------------------------------------------
+  await t.test('Portcullis audits every try: who ran what in which pod', async (t) => {
+    const events = readLines(portcullisAudit).filter((e) => e.objectRef?.subresource !== undefined);
+    const tries = (command: string, name = 'web'): PortcullisEvent[] =>
+      events.filter((e) => e.objectRef?.name === name && e.annotations['portcullis.io/command'] === command);
+    const denied = tries(`cat ${TOKEN_PATH}`);
+    t.equal(denied.length, 2, 'kubectl tried WebSocket, then SPDY: two events');
+    for (const e of denied) {
+      t.same(
+        [
+          e.user.username,
+          e.verb,
+          e.objectRef,
+          e.annotations['portcullis.io/decision'],
+          e.annotations['portcullis.io/violations'],
+          e.annotations['portcullis.io/container'],
+          e.annotations['portcullis.io/stdin'],
+          e.annotations['portcullis.io/tty'],
+          e.responseStatus.code,
+        ],
+        [
+          'portcullis-admin',
+          'connect',
+          { resource: 'pods', subresource: 'exec', namespace: SHOP, name: 'web', apiVersion: 'v1' },
+          'deny',
+          'no-secret-reads=deny',
+          'app',
+          'false',
+          'false',
+          403,
+        ],
+      );
+    }
+    t.not(denied[0]?.auditID, denied[1]?.auditID, 'two requests');
+    const allowed = tries('ls -l /tmp');
+    t.equal(allowed.length, 2, 'the allowed exec: two events too');
+    t.same(
+      allowed.map((e) => [e.annotations['portcullis.io/decision'], e.responseStatus.code]),
+      [
+        ['allow', 200],
+        ['allow', 200],
+      ],
+    );
+    const attach = events.filter((e) => e.objectRef?.subresource === 'attach');
+    t.ok(attach.length >= 1, 'attach is recorded');
+    t.same(attach[0]?.annotations['portcullis.io/container'], 'app');
+    t.ok(
+      events.some(
+        (e) =>
+          e.objectRef?.subresource === 'portforward' && e.annotations['portcullis.io/decision'] === 'deny',
+      ),
+      'the refused port-forward is recorded',
+    );
+  });
+
+  await t.test("the API server's audit log carries Portcullis' annotations, and the transport", async (t) => {
+    const events = readLines(auditLog).filter(
+      (e) =>
+        e.stage === 'ResponseComplete' && e.objectRef?.subresource === 'exec' && e.objectRef.name === 'web',
+    );
+    const annotated = (command: string) =>
+      events
+        .filter((e) => e.annotations[`${WEBHOOK}/command`] === command)
+        .map((e) => [
+          e.verb,
+          e.annotations[`${WEBHOOK}/decision`],
+          e.annotations[`${WEBHOOK}/rules`],
+          e.annotations[`${WEBHOOK}/container`],
+          e.responseStatus.code,
+        ]);
+    t.same(
+      annotated(`cat ${TOKEN_PATH}`),
+      [
+        ['get', 'deny', 'no-secret-reads=deny', 'app', 403],
+        ['create', 'deny', 'no-secret-reads=deny', 'app', 403],
+      ],
+      'WebSocket (get) then SPDY (create), both denied by Portcullis',
+    );
+    t.same(
+      annotated('ls -l /tmp'),
+      [
+        ['get', 'allow', undefined, 'app', 400],
+        ['create', 'allow', undefined, 'app', 400],
+      ],
+      'both allowed by Portcullis, then refused by the API server for want of a node',
+    );
+  });
+}
+
+// --- objects --------------------------------------------------------------------------------
+
+const AUDIT_POLICY = {
+  apiVersion: 'audit.k8s.io/v1',
+  kind: 'Policy',
+  omitStages: ['RequestReceived'],
+  rules: [
+    {
+      level: 'Metadata',
+      resources: [{ group: '', resources: ['pods/exec', 'pods/attach', 'pods/portforward'] }],
+    },
+    { level: 'None' },
+  ],
+};
+
+/** Rules for namespace lab only: the shipped ones still judge it too. */
+const LAB_RULES = [
+  {
+    name: 'debuggable-only',
+    check: 'podExec',
+    namespaces: [LAB],
+    params: { subresources: ['exec'], podSelector: { matchLabels: { debuggable: 'true' } } },
+  },
+  { name: 'no-interactive-lab', check: 'podExec', namespaces: [LAB], params: { allowInteractive: false } },
+  {
+    name: 'no-port-forward-lab',
+    check: 'podExec',
+    namespaces: [LAB],
+    params: { subresources: ['portforward'], users: [] },
+  },
+];
+
+function pod(namespace: string, name: string, labels: Record<string, string> = {}): Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace, labels: { app: name, ...labels } },
+    spec: {
+      securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
+      containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }],
+    },
+  };
+}
+
+interface PortcullisEvent {
+  auditID: string;
+  verb: string;
+  stage?: string;
+  user: { username?: string };
+  objectRef?: {
+    resource?: string;
+    subresource?: string;
+    namespace?: string;
+    name?: string;
+    apiVersion?: string;
+  };
+  responseStatus: { code: number };
+  annotations: Record<string, string>;
+}
+
+function readLines(file: string): PortcullisEvent[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as PortcullisEvent)
+    .map((e) => ({ ...e, annotations: e.annotations ?? {} }));
+}
+
+function hasScript(): boolean {
+  return (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, 'script')));
+}
+
+async function must(result: Promise<RunResult>, what: string): Promise<RunResult> {
+  const r = await result;
+  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}):\n${r.stderr}`);
+  return r;
+}
+
+const found = findBinaries();
+if ('missing' in found) {
+  const reason = `end-to-end exec suite skipped: ${found.missing}. \`npm run test:e2e\` builds the binaries and runs it`;
+  if (process.env.PORTCULLIS_E2E_REQUIRED === '1') t.fail(reason);
+  else t.plan(0, reason);
+} else {
+  t.setTimeout(240_000);
+  t.test('kubectl exec, cp, attach and port-forward through Portcullis', (t) => suite(t, found.binaries));
+}
