@@ -4,6 +4,7 @@
 // waits for (a function here: the real one, against a real API server, is in test/e2e/exec.test.ts).
 
 import t from 'tap';
+import { VERSION } from '../../src/version.js';
 import type { PodLookup } from '../../src/core/index.js';
 import {
   admissionResponse,
@@ -101,6 +102,7 @@ t.test('the shipped RuleSet: an exec that reads the token is denied, citing the 
     'portcullis.io/ruleset-hash': hash,
     'portcullis.io/dry-run': 'false',
     'portcullis.io/endpoint': 'validate',
+    'portcullis.io/version': VERSION,
     'portcullis.io/violations': 'no-secret-reads=deny',
     'portcullis.io/command': "sh -c 'cat /var/run/secrets/x'",
     'portcullis.io/container': 'web',
