@@ -27,6 +27,12 @@ export const SHIPPED_STATIC_WEBHOOK_RULES: readonly Omit<WebhookRule, 'scope'>[]
     resources: ['jobs', 'cronjobs'],
   },
   {
+    apiGroups: [''],
+    apiVersions: ['v1'],
+    operations: ['CONNECT'],
+    resources: ['pods/exec', 'pods/attach', 'pods/portforward'],
+  },
+  {
     apiGroups: ['rbac.authorization.k8s.io'],
     apiVersions: ['v1'],
     operations: ['CREATE', 'UPDATE'],
