@@ -8,7 +8,8 @@
 //
 // Only what the RBAC checks need is here: the full content of cluster-admin, admin, edit and view
 // (what users bind), and, for the other bootstrap ClusterRoles that hold a grant rbacPrivilege
-// judges, that grant, so the API server can keep reconciling them.
+// judges, that grant, so the API server can keep reconciling them (the list was checked against
+// every ClusterRole a v1.34.10 kube-apiserver creates; the e2e suite restarts one through the webhook).
 
 import { RBAC_GROUP, type PolicyRuleView } from './rbac.js';
 
@@ -198,6 +199,36 @@ export const BOOTSTRAP_CLUSTER_ROLES: ReadonlyMap<string, readonly PolicyRuleVie
     'system:controller:storage-version-migrator-controller',
     [rule(['list', 'watch', 'create', 'patch'], ['*'], ['*'])],
   ],
+  // Delete what lost its owner, or its namespace, whatever it is.
+  [
+    'system:controller:generic-garbage-collector',
+    [rule(['delete', 'get', 'list', 'patch', 'update', 'watch'], ['*'], ['*'])],
+  ],
+  [
+    'system:controller:namespace-controller',
+    [rule(['delete', 'deletecollection', 'get', 'list', 'watch'], ['*'], ['*'])],
+  ],
+  // Tokens for the controllers' service accounts, and for the pods a kubelet runs.
+  ['system:kube-controller-manager', [rule(['create'], [''], ['serviceaccounts/token'])]],
+  ['system:node', [rule(['create'], [''], ['serviceaccounts/token'])]],
+  // Approving CSRs: the controller, and one approver role per built-in signer (bound by no one).
+  [
+    'system:controller:certificate-controller',
+    [
+      rule(
+        ['update'],
+        ['certificates.k8s.io'],
+        ['certificatesigningrequests/approval', 'certificatesigningrequests/status'],
+      ),
+      rule(['approve'], ['certificates.k8s.io'], ['signers']),
+    ],
+  ],
+  ...['kube-apiserver-client', 'kube-apiserver-client-kubelet', 'kubelet-serving', 'legacy-unknown'].map(
+    (signer): [string, readonly PolicyRuleView[]] => [
+      `system:certificates.k8s.io:${signer}-approver`,
+      [rule(['approve'], ['certificates.k8s.io'], ['signers'])],
+    ],
+  ),
 ]);
 
 export interface BootstrapSubject {

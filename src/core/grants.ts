@@ -99,11 +99,62 @@ const ESCALATING: readonly (readonly [verb: string, group: string, resource: str
   ['impersonate', CORE_GROUP, 'serviceaccounts'],
 ];
 
-/** Dangerous only when granted in every namespace (in a ClusterRole, which may be bound cluster-wide). */
+const CERTIFICATES_GROUP = 'certificates.k8s.io';
+
+/**
+ * Dangerous only when granted in every namespace (in a ClusterRole, which may be bound
+ * cluster-wide), or on cluster-scoped objects, which a Role cannot grant at all. Each is a way to
+ * act as someone more powerful: a shell in any pod (exec, or `kubectl debug`'s ephemeral container),
+ * any node's kubelet, a token for any service account (kube-system's controllers included), or a
+ * client certificate for any identity (approving CSRs for the kube-apiserver-client signer).
+ */
 const CLUSTER_WIDE: readonly (readonly [verb: string, group: string, resource: string])[] = [
   ['create', CORE_GROUP, 'pods/exec'],
+  ['patch', CORE_GROUP, 'pods/ephemeralcontainers'],
+  ['update', CORE_GROUP, 'pods/ephemeralcontainers'],
   ['create', CORE_GROUP, 'nodes/proxy'],
+  ['create', CORE_GROUP, 'serviceaccounts/token'],
+  ['approve', CERTIFICATES_GROUP, 'signers'],
+  ['update', CERTIFICATES_GROUP, 'certificatesigningrequests/approval'],
+  ['patch', CERTIFICATES_GROUP, 'certificatesigningrequests/approval'],
 ];
+
+/**
+ * The objects that configure admission. Admission webhooks are never called for these (the API
+ * server exempts them so it cannot lock itself out), so RBAC is the only guard: who may write or
+ * delete them may switch Portcullis off, or add a webhook that is sent every Secret.
+ */
+const ADMISSION_GROUP = 'admissionregistration.k8s.io';
+const ADMISSION_CONFIGURATIONS = [
+  'validatingwebhookconfigurations',
+  'mutatingwebhookconfigurations',
+  'validatingadmissionpolicies',
+  'validatingadmissionpolicybindings',
+  'mutatingadmissionpolicies',
+  'mutatingadmissionpolicybindings',
+] as const;
+const ADMISSION_WRITES = ['create', 'update', 'patch', 'delete', 'deletecollection'] as const;
+
+/**
+ * `update, patch on validatingwebhookconfigurations, …` for a ClusterRole rule that may write
+ * admission configurations, or undefined. A rule naming its configurations (resourceNames) is how a
+ * product keeps its own webhook's caBundle or rules up to date (Portcullis' own role does): create
+ * cannot be narrowed by name, and the rest then reaches only the objects named.
+ */
+function admissionWrites(rule: PolicyRuleView): Grant | undefined {
+  if (rule.resourceNames.length > 0) return undefined;
+  const resources = ADMISSION_CONFIGURATIONS.filter((resource) =>
+    ADMISSION_WRITES.some((verb) => covers(rule, verb, ADMISSION_GROUP, resource)),
+  );
+  if (resources.length === 0) return undefined;
+  const verbs = ADMISSION_WRITES.filter((verb) =>
+    resources.some((resource) => covers(rule, verb, ADMISSION_GROUP, resource)),
+  );
+  return {
+    key: `admission ${verbs.join(',')} ${resources.join(',')}`,
+    text: `${verbs.join(', ')} on ${resources.join(', ')} (admission can be switched off)`,
+  };
+}
 
 const grant = (verb: string, group: string, resource: string): Grant => ({
   key: `${verb} ${group === '' ? 'core' : group}/${resource}`,
@@ -113,7 +164,8 @@ const grant = (verb: string, group: string, resource: string): Grant => ({
 /**
  * What one rule of a role grants that Portcullis judges: the full wildcard (alone: it includes the
  * rest), `* on *` in the core group, escalate/bind on roles, impersonation, and — in a ClusterRole —
- * create on pods/exec or nodes/proxy; in a role aggregated into `view`, reading secrets.
+ * the CLUSTER_WIDE grants and writes to admission configurations; in a role aggregated into `view`,
+ * reading secrets.
  */
 export function dangerousGrants(rule: PolicyRuleView, role: RoleView): Grant[] {
   if (isFullWildcard(rule)) {
@@ -130,6 +182,8 @@ export function dangerousGrants(rule: PolicyRuleView, role: RoleView): Grant[] {
     if (coreWildcard && group === CORE_GROUP) continue;
     if (covers(rule, verb, group, resource)) found.push(grant(verb, group, resource));
   }
+  const admission = role.kind === 'ClusterRole' ? admissionWrites(rule) : undefined;
+  if (admission !== undefined) found.push(admission);
   if (role.kind === 'ClusterRole' && role.labels['rbac.authorization.k8s.io/aggregate-to-view'] === 'true') {
     const read = ['get', 'list', 'watch'].find((verb) => covers(rule, verb, CORE_GROUP, 'secrets'));
     if (read !== undefined && !coreWildcard) found.push(grant(read, CORE_GROUP, 'secrets'));

@@ -11,7 +11,11 @@
  * - `*` verbs on `*` resources in every API group (cluster-admin in effect), or in the core group;
  * - `escalate` or `bind` on roles or clusterroles;
  * - `impersonate` on users, groups or serviceaccounts;
- * - in a ClusterRole (bindable cluster-wide): `create` on pods/exec or nodes/proxy;
+ * - in a ClusterRole (bindable cluster-wide): `create` on pods/exec, nodes/proxy or
+ *   serviceaccounts/token, `patch`/`update` on pods/ephemeralcontainers (kubectl debug), `approve`
+ *   on signers or `update`/`patch` on certificatesigningrequests/approval (a certificate for any
+ *   identity), and any write to admission configurations (webhook configurations, admission
+ *   policies and their bindings: admission is never called for them) unless the rule names them;
  * - in a ClusterRole labelled rbac.authorization.k8s.io/aggregate-to-view: reading secrets (view is
  *   the role that does not); the message of every finding names the bootstrap role an
  *   aggregate-to-* label adds it to.
@@ -40,7 +44,8 @@ interface Params {
 export const rbacPrivilege = defineCheck<Params, RoleView>({
   id: 'rbacPrivilege',
   target: ROLE_TARGET,
-  summary: 'Roles must not grant * on *, escalate, bind, impersonate, or exec and node proxy cluster-wide.',
+  summary:
+    'Roles must not grant * on *, escalate, bind, impersonate, or cluster-wide exec, debug, node proxy, tokens, CSR approval or admission writes.',
   paramsSchema: {
     type: 'object',
     additionalProperties: false,

@@ -164,6 +164,105 @@ const patterns: Case[] = [
     messages: [],
   },
   {
+    name: 'kubectl debug into any pod: patch or update on pods/ephemeralcontainers in a ClusterRole',
+    role: 'debug-anything',
+    rules: [
+      rule(['patch'], [''], ['pods/ephemeralcontainers']),
+      rule(['update'], [''], ['*/ephemeralcontainers']),
+    ],
+    messages: [
+      cr('debug-anything', 'patch on pods/ephemeralcontainers'),
+      cr('debug-anything', 'update on pods/ephemeralcontainers'),
+    ],
+  },
+  {
+    name: 'a token for any service account (kube-system controllers included)',
+    role: 'token-minter',
+    rules: [rule(['create'], [''], ['serviceaccounts/token'])],
+    messages: [cr('token-minter', 'create on serviceaccounts/token')],
+  },
+  {
+    name: 'approving CSRs: approve on signers (resourceNames do not narrow), update and patch on the approval',
+    role: 'csr-approver',
+    rules: [
+      rule(['approve'], ['certificates.k8s.io'], ['signers'], {
+        resourceNames: ['kubernetes.io/kube-apiserver-client'],
+      }),
+      rule(['update', 'patch'], ['certificates.k8s.io'], ['certificatesigningrequests/approval']),
+    ],
+    messages: [
+      cr('csr-approver', 'approve on signers'),
+      cr(
+        'csr-approver',
+        'update on certificatesigningrequests/approval, patch on certificatesigningrequests/approval',
+      ),
+    ],
+  },
+  {
+    name: 'CSR, token and debug grants that do not reach the door (distractors)',
+    role: 'near-misses',
+    rules: [
+      rule(['create', 'get', 'list'], ['certificates.k8s.io'], ['certificatesigningrequests']),
+      rule(['approve'], ['example.com'], ['signers']),
+      rule(['get', 'list'], [''], ['serviceaccounts', 'pods/ephemeralcontainers']),
+      rule(['create'], [''], ['serviceaccounts']),
+      rule(['update'], ['certificates.k8s.io'], ['certificatesigningrequests/status']),
+    ],
+    messages: [],
+  },
+  {
+    name: 'the same grants in a Role stay in its namespace, or reach nothing (cluster-scoped) (distractor)',
+    kind: 'Role',
+    role: 'team-tokens',
+    rules: [
+      rule(['create'], [''], ['serviceaccounts/token']),
+      rule(['patch'], [''], ['pods/ephemeralcontainers']),
+      rule(['approve'], ['certificates.k8s.io'], ['signers']),
+      rule(['delete'], ['admissionregistration.k8s.io'], ['validatingwebhookconfigurations']),
+    ],
+    messages: [],
+  },
+  {
+    name: 'writing or deleting admission configurations switches admission off',
+    role: 'webhook-admin',
+    rules: [
+      rule(['delete'], ['admissionregistration.k8s.io'], ['validatingwebhookconfigurations']),
+      rule(
+        ['update', 'patch'],
+        ['admissionregistration.k8s.io'],
+        ['mutatingwebhookconfigurations', 'validatingadmissionpolicybindings'],
+      ),
+      rule(['*'], ['admissionregistration.k8s.io'], ['*']),
+    ],
+    messages: [
+      cr('webhook-admin', 'delete on validatingwebhookconfigurations (admission can be switched off)'),
+      cr(
+        'webhook-admin',
+        'update, patch on mutatingwebhookconfigurations, validatingadmissionpolicybindings (admission can be switched off)',
+      ),
+      cr(
+        'webhook-admin',
+        'create, update, patch, delete, deletecollection on validatingwebhookconfigurations, mutatingwebhookconfigurations, validatingadmissionpolicies, validatingadmissionpolicybindings, mutatingadmissionpolicies, mutatingadmissionpolicybindings (admission can be switched off)',
+      ),
+    ],
+  },
+  {
+    name: 'updating the webhook configurations it names (a product keeping its own caBundle current), reading any (distractors)',
+    role: 'cainjector',
+    rules: [
+      rule(
+        ['get', 'update', 'patch'],
+        ['admissionregistration.k8s.io'],
+        ['validatingwebhookconfigurations'],
+        {
+          resourceNames: ['portcullis', 'custom.portcullis.io'],
+        },
+      ),
+      rule(['get', 'list', 'watch'], ['admissionregistration.k8s.io'], ['*']),
+    ],
+    messages: [],
+  },
+  {
     name: 'a role that reads pods',
     role: 'pod-reader',
     rules: [rule(['get', 'list', 'watch'], [''], ['pods', 'pods/log'])],
@@ -305,6 +404,37 @@ const bootstrap: Case[] = [
     role: 'system:controller:clusterrole-aggregation-controller',
     rules: [rule(['escalate', 'get', 'list', 'watch', 'update', 'patch'], [RBAC], ['clusterroles'])],
     messages: [],
+  },
+  {
+    name: 'the garbage collector and the namespace controller (delete, patch, update on * in every group)',
+    role: 'system:controller:generic-garbage-collector',
+    rules: [rule(['delete', 'get', 'list', 'patch', 'update', 'watch'], ['*'], ['*'])],
+    messages: [],
+  },
+  {
+    name: 'the certificate controller approving CSRs, as bootstrap gives it',
+    role: 'system:controller:certificate-controller',
+    rules: [
+      rule(
+        ['update'],
+        ['certificates.k8s.io'],
+        ['certificatesigningrequests/approval', 'certificatesigningrequests/status'],
+      ),
+      rule(['approve'], ['certificates.k8s.io'], ['signers'], {
+        resourceNames: ['kubernetes.io/kube-apiserver-client-kubelet'],
+      }),
+    ],
+    messages: [],
+  },
+  {
+    name: 'system:node with an admission write bootstrap does not give it',
+    role: 'system:node',
+    rules: [
+      rule(['create'], [''], ['serviceaccounts/token']),
+      rule(['delete'], ['admissionregistration.k8s.io'], ['mutatingwebhookconfigurations']),
+    ],
+    messages: [cr('system:node', 'delete on mutatingwebhookconfigurations (admission can be switched off)')],
+    fields: ['rules[1]'],
   },
   {
     name: 'a system: name is not a bootstrap role',
