@@ -19,6 +19,7 @@ import {
 } from '../../src/config/rules-configmap-watch.js';
 import { captureLog } from '../helpers/log.js';
 import { BROKEN_RULES_ERROR, brokenRulesText, Recorder, rulesText } from '../helpers/ruleset-recorder.js';
+import { until } from '../helpers/until.js';
 
 const NS = 'portcullis';
 const NAME = 'portcullis-rules';
@@ -256,14 +257,6 @@ function kubeConfigFor(url: string): KubeConfig {
   return kc;
 }
 
-async function until(what: string, check: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 t.test('stand-in API server: list, watch, 410 relist, watch errors, Events', async (t) => {
   const api = await standIn({ 'rules.yaml': rulesText('team-0') });
   t.teardown(() => api.close());
@@ -282,7 +275,7 @@ t.test('stand-in API server: list, watch, 410 relist, watch errors, Events', asy
 
   const first = await recorder.next();
   t.equal(first.kind === 'ruleset' && first.loaded.resourceVersion, '100', 'the list loads the RuleSet');
-  await until('the watch', () => api.watches.length === 1);
+  await until(() => api.watches.length === 1, 5_000, 'the watch');
   t.same(api.watches, ['100'], 'the watch starts from the list');
 
   const rv1 = api.set({ 'rules.yaml': rulesText('team-1') });
@@ -301,10 +294,10 @@ t.test('stand-in API server: list, watch, 410 relist, watch errors, Events', asy
   t.equal(api.lists, 2);
 
   // A watch refused outright stops ListWatch for good: the watcher restarts it after a backoff.
-  await until('the watch after the relist', () => api.watches.length === 2);
+  await until(() => api.watches.length === 2, 5_000, 'the watch after the relist');
   api.failWatches(2, 500);
   api.gone();
-  await until('two refused watches and a third that holds', () => api.watches.length === 5);
+  await until(() => api.watches.length === 5, 5_000, 'two refused watches and a third that holds');
   const rv3 = api.set({ 'rules.yaml': rulesText('team-3') });
   const d3 = await recorder.next();
   t.equal(d3.kind === 'ruleset' && d3.loaded.resourceVersion, rv3, 'loaded after the restarted watch');
@@ -317,7 +310,7 @@ t.test('stand-in API server: list, watch, 410 relist, watch errors, Events', asy
   const rv4 = api.set({ 'rules.yaml': brokenRulesText() });
   const refused = await recorder.next();
   t.same(refused.kind === 'invalid' && refused.errors, [`${ORIGIN}:9: ${BROKEN_RULES_ERROR}`]);
-  await until('the Event POST', () => api.events.length === 1);
+  await until(() => api.events.length === 1, 5_000, 'the Event POST');
   t.match(api.events[0], {
     reason: 'InvalidRuleSet',
     type: 'Warning',

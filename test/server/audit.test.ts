@@ -16,6 +16,7 @@ import { createMetrics, type Metrics } from '../../src/server/metrics.js';
 import { captureLog } from '../helpers/log.js';
 import { PACKAGE_VERSION } from '../helpers/package.js';
 import { currentHash, localhostCertificates, podCreateReview, startServer } from '../helpers/server.js';
+import { until } from '../helpers/until.js';
 
 const certificates = await localhostCertificates();
 
@@ -261,14 +262,6 @@ function webhookSink(
   );
   return { sink, metrics, logs: () => captured.lines() };
 }
-
-const until = async (what: () => boolean, ms = 5000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-};
 
 t.test(
   '--audit-log: past 32 MiB not yet on disk, events are dropped, counted and logged, never queued without bound',

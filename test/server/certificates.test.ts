@@ -15,18 +15,11 @@ import {
   startServer,
   type TestServer,
 } from '../helpers/server.js';
+import { until } from '../helpers/until.js';
 
 const first = await localhostCertificates();
 const renew = (days: number) =>
   generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], days, ca: first.ca });
-
-const until = async (what: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!(await what())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 /**
  * Requests in a loop until stopped, half on one keep-alive connection and half each on a new

@@ -20,6 +20,7 @@ import {
   startServer,
 } from '../helpers/server.js';
 import { KNOWN_CHECKS } from '../helpers/rules.js';
+import { until } from '../helpers/until.js';
 
 const certificates = await localhostCertificates();
 const RULES_CONFIGMAP = { namespace: 'portcullis', name: 'portcullis-rules' };
@@ -146,16 +147,6 @@ t.test('without --rules-configmap a ConfigMap is not Portcullis’ business', as
   );
   t.equal(answer.allowed, true);
 });
-
-const until = async <T>(what: () => Promise<T | undefined>, ms: number): Promise<T> => {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await what();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`condition not met in ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-};
 
 /** Writes `text` the way the kubelet updates a ConfigMap volume: new directory, `..data` swapped. */
 async function project(dir: string, text: string, version: number): Promise<void> {

@@ -21,14 +21,7 @@ import {
   type Reply,
 } from '../helpers/server.js';
 import { PACKAGE_VERSION } from '../helpers/package.js';
-
-const until = async (what: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!(await what())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
+import { until } from '../helpers/until.js';
 
 /**
  * A request in flight until `finish`: it asks for `100 Continue`, which the server sends once it has
