@@ -1,64 +1,70 @@
 // admission.k8s.io/v1 AdmissionReview: the envelope the API server sends and expects back. Parsed
 // with a schema compiled once; the object inside stays `unknown` for the core's readers, which fail
 // closed on what they cannot read.
+//
+// The schema is written with TypeBox and its TypeScript type derived from it (`Static`), so the two
+// cannot drift: a field the schema leaves optional (or leaves out) is optional in the derived type,
+// and the derived request must be assignable to the core's `AdmissionRequest` for this file to
+// compile. A review that passes the schema therefore has every field `evaluate` reads, with the
+// type it reads, and a slip in the schema is a build error rather than a 500 at run time.
 
-import { Ajv } from 'ajv';
+import { Type, type Static } from '@sinclair/typebox';
+import { Ajv, type ErrorObject } from 'ajv';
 import { isObject, type AdmissionRequest, type GroupVersionKind } from '../core/index.js';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 
-const gvk = {
-  type: 'object',
-  required: ['group', 'version', 'kind'],
-  properties: {
-    group: { type: 'string' },
-    version: { type: 'string' },
-    kind: { type: 'string', minLength: 1 },
-  },
-};
-const gvr = {
-  type: 'object',
-  required: ['group', 'version', 'resource'],
-  properties: {
-    group: { type: 'string' },
-    version: { type: 'string' },
-    resource: { type: 'string', minLength: 1 },
-  },
-};
+// Bounds on what the answer echoes or the audit event cites: Kubernetes uids are 36-character
+// UUIDs, object names at most 253 characters (a DNS subdomain), namespaces 63 (a DNS label).
+const MAX_UID_LENGTH = 128;
+const MAX_NAME_LENGTH = 253;
+const MAX_NAMESPACE_LENGTH = 63;
 
-const ADMISSION_REVIEW_SCHEMA = {
-  type: 'object',
-  required: ['apiVersion', 'kind', 'request'],
-  properties: {
-    apiVersion: { const: ADMISSION_API_VERSION },
-    kind: { const: 'AdmissionReview' },
-    request: {
-      type: 'object',
-      required: ['uid', 'kind', 'resource', 'operation', 'userInfo'],
-      properties: {
-        uid: { type: 'string', minLength: 1 },
-        kind: gvk,
-        resource: gvr,
-        subResource: { type: 'string' },
-        requestKind: gvk,
-        requestResource: gvr,
-        requestSubResource: { type: 'string' },
-        name: { type: 'string' },
-        namespace: { type: 'string' },
-        operation: { enum: ['CREATE', 'UPDATE', 'DELETE', 'CONNECT'] },
-        userInfo: {
-          type: 'object',
-          properties: {
-            username: { type: 'string' },
-            uid: { type: 'string' },
-            groups: { type: 'array', items: { type: 'string' } },
-          },
-        },
-        dryRun: { type: 'boolean' },
-      },
-    },
-  },
-};
+const name = Type.String({ maxLength: MAX_NAME_LENGTH });
+const GroupVersionKindSchema = Type.Object({
+  group: name,
+  version: name,
+  kind: Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH }),
+});
+const GroupVersionResourceSchema = Type.Object({
+  group: name,
+  version: name,
+  resource: Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH }),
+});
+
+const OPERATIONS = ['CREATE', 'UPDATE', 'DELETE', 'CONNECT'] as const;
+
+const AdmissionRequestSchema = Type.Object({
+  uid: Type.String({ minLength: 1, maxLength: MAX_UID_LENGTH }),
+  kind: GroupVersionKindSchema,
+  resource: GroupVersionResourceSchema,
+  subResource: Type.Optional(name),
+  requestKind: Type.Optional(GroupVersionKindSchema),
+  requestResource: Type.Optional(GroupVersionResourceSchema),
+  requestSubResource: Type.Optional(name),
+  name: Type.Optional(name),
+  namespace: Type.Optional(Type.String({ maxLength: MAX_NAMESPACE_LENGTH })),
+  operation: Type.Union(OPERATIONS.map((operation) => Type.Literal(operation))),
+  userInfo: Type.Object({
+    username: Type.Optional(Type.String()),
+    uid: Type.Optional(Type.String()),
+    groups: Type.Optional(Type.Array(Type.String())),
+    extra: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()))),
+  }),
+  object: Type.Optional(Type.Unknown()),
+  oldObject: Type.Optional(Type.Unknown()),
+  dryRun: Type.Optional(Type.Boolean()),
+  options: Type.Optional(Type.Unknown()),
+});
+
+const AdmissionReviewSchema = Type.Object({
+  apiVersion: Type.Literal(ADMISSION_API_VERSION),
+  kind: Type.Literal('AdmissionReview'),
+  request: AdmissionRequestSchema,
+});
+
+/** What the schema admits, as TypeScript sees it. */
+type ValidatedReview = Static<typeof AdmissionReviewSchema>;
 
 export interface AdmissionReview {
   apiVersion: typeof ADMISSION_API_VERSION;
@@ -66,26 +72,51 @@ export interface AdmissionReview {
   request: AdmissionRequest;
 }
 
-const validateReview = new Ajv({ allErrors: false, strict: false }).compile<AdmissionReview>(
-  ADMISSION_REVIEW_SCHEMA,
+// verbose: a failed anyOf (the operation) reports the schema it failed, so the message can list
+// the values allowed. Only failures pay for it.
+const validateReview = new Ajv({ allErrors: false, strict: false, verbose: true }).compile<ValidatedReview>(
+  AdmissionReviewSchema,
 );
 
 /** The review, or a sentence saying what is wrong with it (for a 400 answer or the CLI). */
 export function parseAdmissionReview(
   body: unknown,
 ): { ok: true; review: AdmissionReview } | { ok: false; message: string } {
+  // No cast: the schema's own type must be assignable to the core's (see the header).
   if (validateReview(body)) return { ok: true, review: body };
-  const error = validateReview.errors?.[0];
+  const errors = validateReview.errors ?? [];
+  // A failed anyOf comes last, after the failure of each of its branches.
+  const error = errors.at(-1)?.keyword === 'anyOf' ? errors.at(-1) : errors[0];
   if (error === undefined) return { ok: false, message: 'not an AdmissionReview' };
+  return { ok: false, message: `invalid AdmissionReview: ${describeError(error)}` };
+}
+
+function describeError(error: ErrorObject): string {
   const where =
     error.instancePath === '' ? 'AdmissionReview' : error.instancePath.slice(1).replaceAll('/', '.');
-  const detail =
-    error.keyword === 'required'
-      ? `${where === 'AdmissionReview' ? '' : where + '.'}${String(error.params['missingProperty'])} is required`
-      : error.keyword === 'const'
-        ? `${where} must be ${JSON.stringify(error.params['allowedValue'])}`
+  switch (error.keyword) {
+    case 'required':
+      return `${where === 'AdmissionReview' ? '' : where + '.'}${String(error.params['missingProperty'])} is required`;
+    case 'const':
+      return `${where} must be ${JSON.stringify(error.params['allowedValue'])}`;
+    case 'anyOf': {
+      const allowed = constsOf(error.parentSchema);
+      return allowed.length > 0
+        ? `${where} must be one of ${allowed.join(', ')}`
         : `${where} ${error.message ?? 'is invalid'}`;
-  return { ok: false, message: `invalid AdmissionReview: ${detail}` };
+    }
+    default:
+      return `${where} ${error.message ?? 'is invalid'}`;
+  }
+}
+
+/** The values of an anyOf of constants (how TypeBox writes a union of literals). */
+function constsOf(schema: unknown): string[] {
+  const branches: unknown = isObject(schema) ? schema['anyOf'] : undefined;
+  if (!Array.isArray(branches)) return [];
+  return branches.flatMap((branch: unknown) =>
+    isObject(branch) && typeof branch['const'] === 'string' ? [branch['const']] : [],
+  );
 }
 
 /**
@@ -212,7 +243,7 @@ export function createRequestFor(
   };
 }
 
-const OPERATIONS: ReadonlySet<string> = new Set(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']);
+const OPERATION_NAMES: ReadonlySet<string> = new Set(OPERATIONS);
 
 /** The options a CONNECT into a pod carries as its object, by kind, and the subresource each is for. */
 const CONNECT_OPTIONS_KINDS: ReadonlyMap<string, string> = new Map([
@@ -259,7 +290,7 @@ export function requestFromSavedReview(
   const request = review['request'];
   if (!isObject(request)) return { ok: false, message: 'invalid AdmissionReview: request is required' };
   const operation = request['operation'];
-  if (typeof operation !== 'string' || !OPERATIONS.has(operation)) {
+  if (typeof operation !== 'string' || !OPERATION_NAMES.has(operation)) {
     return {
       ok: false,
       message: 'invalid AdmissionReview: request.operation must be CREATE, UPDATE, DELETE or CONNECT',
