@@ -52,7 +52,34 @@ export const ANNOTATIONS = {
   /** The Portcullis version that answered, so an audit trail spans upgrades unambiguously. */
   version: 'portcullis.io/version',
   exceptions: 'portcullis.io/exceptions',
+  client: 'portcullis.io/client',
+  truncated: 'portcullis.io/truncated',
 } as const;
+
+// Every event stays small whatever a caller sends: the fields a review or its headers fill (user,
+// names, user agent, URI) are cut to these bounds, and an event that was cut says so. Real values
+// are far below them: names are at most 253 characters, users are in tens of groups.
+export const MAX_FIELD_LENGTH = 1024;
+export const MAX_GROUPS = 256;
+export const MAX_EXTRA_KEYS = 32;
+export const MAX_MESSAGE_LENGTH = 16 * 1024;
+
+/** Cuts caller-supplied values to the bounds above, remembering whether it had to. */
+class Bounds {
+  truncated = false;
+
+  text(value: string, max = MAX_FIELD_LENGTH): string {
+    if (value.length <= max) return value;
+    this.truncated = true;
+    return `${value.slice(0, max)}…`;
+  }
+
+  list(values: readonly string[], max: number): string[] {
+    if (values.length > max) this.truncated = true;
+    const kept = values.length > max ? values.slice(0, max) : values;
+    return kept.map((v) => this.text(v));
+  }
+}
 
 /**
  * What a CONNECT into a pod opens (kubectl exec, attach, port-forward), so that "who ran what in
@@ -127,6 +154,8 @@ export interface RequestFacts {
   sourceIP: string;
   userAgent: string | undefined;
   receivedAt: number;
+  /** The verified client certificate's name, when `serve --client-ca` authenticated the caller. */
+  client?: string | undefined;
 }
 
 export interface AdmissionOutcome {
@@ -185,14 +214,17 @@ export function admissionEvent(
   if (outcome.exceptions !== undefined && outcome.exceptions !== '')
     annotations[ANNOTATIONS.exceptions] = outcome.exceptions;
   addSessionAnnotations(annotations, request, 'portcullis.io/');
+  if (facts.client !== undefined) annotations[ANNOTATIONS.client] = facts.client;
 
+  const bounds = new Bounds();
   const { userInfo } = request;
   const user: UserInfo = {};
-  if (userInfo.username !== undefined) user.username = userInfo.username;
-  if (userInfo.uid !== undefined) user.uid = userInfo.uid;
-  if (userInfo.groups !== undefined) user.groups = userInfo.groups;
-  if (userInfo.extra !== undefined) user.extra = userInfo.extra;
+  if (userInfo.username !== undefined) user.username = bounds.text(userInfo.username);
+  if (userInfo.uid !== undefined) user.uid = bounds.text(userInfo.uid);
+  if (userInfo.groups !== undefined) user.groups = bounds.list(userInfo.groups, MAX_GROUPS);
+  if (userInfo.extra !== undefined) user.extra = boundedExtra(userInfo.extra, bounds);
 
+  // Names and resources are bounded by the review's schema already.
   const objectRef: ObjectReference = { resource: request.resource.resource } as ObjectReference;
   if (request.subResource) objectRef.subresource = request.subResource;
   if (request.namespace) objectRef.namespace = request.namespace;
@@ -200,7 +232,7 @@ export function admissionEvent(
   if (request.resource.group !== '') objectRef.apiGroup = request.resource.group;
   objectRef.apiVersion = request.resource.version;
 
-  const event = envelope(request.uid, request.operation.toLowerCase(), facts, completedAt);
+  const event = envelope(request.uid, request.operation.toLowerCase(), facts, completedAt, bounds);
   event.user = user;
   event.objectRef = objectRef;
   event.responseStatus =
@@ -211,10 +243,25 @@ export function admissionEvent(
           status: 'Failure',
           code: outcome.code,
           reason: 'Forbidden',
-          message: outcome.message ?? '',
+          message: bounds.text(outcome.message ?? '', MAX_MESSAGE_LENGTH),
         };
+  if (bounds.truncated) annotations[ANNOTATIONS.truncated] = 'true';
   event.annotations = annotations;
   return event;
+}
+
+/** At most MAX_EXTRA_KEYS keys, each with at most MAX_GROUPS values, every string cut. */
+function boundedExtra(extra: Record<string, string[]>, bounds: Bounds): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  let keys = 0;
+  for (const [key, values] of Object.entries(extra)) {
+    if (++keys > MAX_EXTRA_KEYS) {
+      bounds.truncated = true;
+      break;
+    }
+    out[bounds.text(key)] = bounds.list(values, MAX_GROUPS);
+  }
+  return out;
 }
 
 /**
@@ -229,12 +276,21 @@ export function rejectedEvent(
   ruleset: RuleSetVersion | undefined,
   completedAt: number,
 ): AuditEvent {
-  const event = envelope(auditID, 'post', facts, completedAt);
+  const bounds = new Bounds();
+  const event = envelope(auditID, 'post', facts, completedAt, bounds);
   event.user = {};
-  event.responseStatus = { metadata: {}, status: 'Failure', ...status };
+  event.responseStatus = {
+    metadata: {},
+    status: 'Failure',
+    code: status.code,
+    reason: status.reason,
+    message: bounds.text(status.message, MAX_MESSAGE_LENGTH),
+  };
   const annotations = rulesetAnnotations(ruleset);
   annotations[ANNOTATIONS.endpoint] = facts.endpoint;
   annotations[ANNOTATIONS.version] = VERSION;
+  if (facts.client !== undefined) annotations[ANNOTATIONS.client] = facts.client;
+  if (bounds.truncated) annotations[ANNOTATIONS.truncated] = 'true';
   event.annotations = annotations;
   return event;
 }
@@ -244,18 +300,24 @@ export function rejectedEvent(
  * `objectRef` (when there is one), `responseStatus` and `annotations`, in that order. Typed as a
  * whole event because the caller completes it before anyone else sees it.
  */
-function envelope(auditID: string, verb: string, facts: RequestFacts, completedAt: number): AuditEvent {
+function envelope(
+  auditID: string,
+  verb: string,
+  facts: RequestFacts,
+  completedAt: number,
+  bounds: Bounds,
+): AuditEvent {
   const event = {
     kind: 'Event',
     apiVersion: 'audit.k8s.io/v1',
     level: 'Metadata',
     auditID,
     stage: 'ResponseComplete',
-    requestURI: facts.requestURI,
+    requestURI: bounds.text(facts.requestURI),
     verb,
     sourceIPs: [facts.sourceIP],
   } as AuditEvent;
-  if (facts.userAgent !== undefined) event.userAgent = facts.userAgent;
+  if (facts.userAgent !== undefined) event.userAgent = bounds.text(facts.userAgent);
   event.requestReceivedTimestamp = microTimestamp(facts.receivedAt);
   event.stageTimestamp = microTimestamp(completedAt);
   return event;

@@ -3,7 +3,8 @@
 // shipped rules. The RuleSet comes from a watched file (or mounted ConfigMap directory) or, with
 // --rules-configmap, straight from the API server; a broken edit never replaces the one in force,
 // and until a first good one loads the server is not ready and denies everything. Runs until
-// SIGTERM or SIGINT, then drains and exits 0. Exit 2: unusable certificate files, kubeconfig or
+// SIGTERM or SIGINT, then drains and exits 0. With --client-ca only callers holding a client
+// certificate from that CA (the API server) are judged. Exit 2: unusable certificate files, kubeconfig or
 // options; 1: the port cannot be bound.
 
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -19,6 +20,7 @@ import { parseConfigMapRef, type ConfigMapRef } from '../config/rules-configmap.
 import { watchRulesFile, type RulesWatch } from '../config/rules-file-watch.js';
 import { DEFAULT_RULES_PATH, type LoadedRuleSet } from '../config/ruleset-source.js';
 import { checkPair, readPair, type ServingCertificate } from '../server/certificates.js';
+import { checkClientCa, type ClientAuthOptions } from '../server/client-auth.js';
 import { createMetrics, type Metrics } from '../server/metrics.js';
 import { podLabelLookup } from '../server/pod-lookup.js';
 import { RuleSetHolder } from '../server/ruleset-holder.js';
@@ -40,6 +42,9 @@ export interface ServeOptions {
   auditLog?: string;
   auditWebhook?: string;
   auditWebhookCa?: string;
+  clientCa?: string;
+  /** `--client-name`, repeatable. */
+  clientName?: string[];
 }
 
 /** Days the throw-away certificate lives: long enough for a local session, short enough to be thrown away. */
@@ -76,6 +81,15 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
       .option('--audit-log <file>', 'write audit events to this file (JSON lines) instead of stdout')
       .option('--audit-webhook <url>', 'POST audit events in EventList batches to this URL')
       .option('--audit-webhook-ca <file>', 'CA bundle (PEM) to verify an https audit webhook with')
+      .option(
+        '--client-ca <file>',
+        'judge only callers with a client certificate from this CA (PEM): the API server, given a kubeConfigFile',
+      )
+      .option(
+        '--client-name <name>',
+        'with --client-ca: the certificate CN or DNS SAN must be this (repeatable)',
+        (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+      )
       // Subcommands added with addCommand do not inherit these from the program.
       .exitOverride()
       .showHelpAfterError()
@@ -84,6 +98,8 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
         '\nWithout --tls-cert and --tls-key a throw-away CA and a cert for localhost are made; the CA file is printed.\n' +
           'Audit events go to stdout unless --audit-log or --audit-webhook is given (both may be).\n' +
           'Until a valid RuleSet loads, /readyz answers 503 and every admission request is denied.\n' +
+          'With --client-ca, /validate and /mutate refuse (401) a caller without a certificate from that CA;\n' +
+          '/healthz, /readyz and /metrics stay open to probes.\n' +
           'Exit status: 0 after SIGTERM or SIGINT, 1 cannot listen, 2 unusable certificates, kubeconfig or options.',
       )
       .action(async (options: ServeOptions, command: Command) => {
@@ -95,6 +111,9 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
         }
         if (options.webhookConfiguration !== undefined && options.rulesConfigmap === undefined) {
           command.error('--webhook-configuration goes with --rules-configmap', { exitCode: 2 });
+        }
+        if (options.clientName !== undefined && options.clientCa === undefined) {
+          command.error('--client-name goes with --client-ca', { exitCode: 2 });
         }
         setExitCode(await runServe(options));
       })
@@ -121,6 +140,8 @@ export async function runServe(options: ServeOptions): Promise<number> {
   };
   const certificate = await servingCertificate(options);
   if (!certificate.ok) return fail([certificate.message]);
+  const clientAuth = await clientAuthOptions(options);
+  if (!clientAuth.ok) return fail([clientAuth.message]);
 
   const destination = pino.destination({ dest: 1, sync: true });
   const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'info' }, destination);
@@ -150,6 +171,7 @@ export async function runServe(options: ServeOptions): Promise<number> {
     ...(options.tlsCert !== undefined && options.tlsKey !== undefined
       ? { certificateFiles: { cert: options.tlsCert, key: options.tlsKey } }
       : {}),
+    ...(clientAuth.clientAuth === undefined ? {} : { clientAuth: clientAuth.clientAuth }),
     audit: sinks.sinks,
     metrics,
     logger,
@@ -259,6 +281,23 @@ async function watchClusterRoles(
       message: `cannot watch ClusterRoles: ${err instanceof Error ? err.message : String(err)}`,
     };
   }
+}
+
+/** `--client-ca` read and checked now: a file that holds no CA is an error at start, not a 401 later. */
+async function clientAuthOptions(
+  options: ServeOptions,
+): Promise<{ ok: true; clientAuth: ClientAuthOptions | undefined } | { ok: false; message: string }> {
+  if (options.clientCa === undefined) return { ok: true, clientAuth: undefined };
+  let ca: string;
+  try {
+    ca = await readFile(options.clientCa, 'utf8');
+  } catch (err) {
+    const reason = err instanceof Error && 'code' in err ? String(err.code) : String(err);
+    return { ok: false, message: `--client-ca ${options.clientCa}: cannot read (${reason})` };
+  }
+  const checked = checkClientCa(ca);
+  if (!checked.ok) return { ok: false, message: `--client-ca ${options.clientCa}: ${checked.reason}` };
+  return { ok: true, clientAuth: { ca, names: options.clientName ?? [] } };
 }
 
 type CertificateResult = { ok: true; certificate: ServingCertificate } | { ok: false; message: string };

@@ -3,13 +3,17 @@
 // One registry per server, so tests can run several servers in a process.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FastifyPluginCallback } from 'fastify';
 import type { AuditCounters } from '../audit/sink.js';
 import { VERSION } from '../version.js';
 import { stateAt, type CompiledException } from '../core/index.js';
 
 export interface Metrics {
   registry: Registry;
-  /** One per admission answer, by endpoint and outcome (`allow`, `deny`, `warn`, `audit`, `skip`, `invalid`). */
+  /**
+   * One per admission answer, by endpoint and outcome: `allow`, `deny`, `warn`, `audit`, `skip`,
+   * `invalid` (a 4xx: the caller sent what cannot be judged, or may not call) or `error` (a 5xx).
+   */
   decisions: Counter<'endpoint' | 'decision'>;
   /** One per rule per answer that rule had something to say in, by its action (`deny`, `warn`, `audit`, `mutate`). */
   ruleResults: Counter<'rule' | 'action'>;
@@ -66,6 +70,16 @@ export function createMetrics(): Metrics {
       this.set(exceptions().filter((e) => stateAt(e, now) === 'in-force').length);
     },
   });
+  const decisions = new Counter({
+    name: 'portcullis_admission_decisions_total',
+    help: 'Admission answers, by endpoint and decision (invalid: refused with a 4xx; error: a 5xx).',
+    labelNames: ['endpoint', 'decision'] as const,
+    registers,
+  });
+  // Present from the start at 0, so an alert on their rate has a series before the first failure.
+  for (const endpoint of ['validate', 'mutate']) {
+    for (const decision of ['invalid', 'error']) decisions.inc({ endpoint, decision }, 0);
+  }
   return {
     registry,
     exceptionExpiry: new Gauge({
@@ -83,12 +97,7 @@ export function createMetrics(): Metrics {
     countExceptionsOf(source) {
       exceptions = source;
     },
-    decisions: new Counter({
-      name: 'portcullis_admission_decisions_total',
-      help: 'Admission answers, by endpoint and decision.',
-      labelNames: ['endpoint', 'decision'] as const,
-      registers,
-    }),
+    decisions,
     ruleResults: new Counter({
       name: 'portcullis_rule_results_total',
       help: 'Admission answers in which a rule was violated (or asked for a patch), by rule and action.',
@@ -143,3 +152,17 @@ export function createMetrics(): Metrics {
     },
   };
 }
+
+/** GET /metrics, Prometheus text, as a fastify plugin; `ready` sets portcullis_ready at each scrape. */
+export const metricsRoute: FastifyPluginCallback<{ metrics: Metrics; ready: () => boolean }> = (
+  app,
+  { metrics, ready },
+  done,
+) => {
+  app.get('/metrics', async (_request, reply) => {
+    metrics.ready.set(ready() ? 1 : 0);
+    const text = await metrics.registry.metrics();
+    return reply.type(metrics.registry.contentType).send(text);
+  });
+  done();
+};

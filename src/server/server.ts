@@ -1,55 +1,55 @@
-// The admission webhook over HTTPS: transport only. Parsing, timing, auditing and sending happen
-// here; every judgement comes from the core through admission.ts, so the webhook and `check`
-// cannot disagree.
+// The admission webhook over HTTPS: transport only. This file makes the TLS server with its bounds
+// (timeouts, connections, bodies), follows certificate rotation and shuts down; the routes are
+// plugins: admission-routes.ts (/validate, /mutate), probes.ts (/healthz, /readyz) and metrics.ts
+// (/metrics). Every judgement comes from the core through admission.ts, so the webhook and
+// `check` cannot disagree.
 
-import { randomUUID } from 'node:crypto';
-import type { SecureContextOptions } from 'node:tls';
-import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import Fastify, { LogController, type FastifyError } from 'fastify';
 import type { Logger } from 'pino';
-import { parseAdmissionReview, type AdmissionReview } from '../admission/review.js';
-import {
-  admissionEvent,
-  clock,
-  rejectedEvent,
-  type AuditEvent,
-  type Endpoint,
-  type RequestFacts,
-} from '../audit/event.js';
+import { clock as wallClock } from '../audit/event.js';
 import type { AuditSink } from '../audit/sink.js';
 import type { ClusterRolesWatch } from '../config/cluster-roles-watch.js';
 import type { ConfigMapRef } from '../config/rules-configmap.js';
-import {
-  formatRules,
-  mutateReview,
-  validateReview,
-  type AdmissionReviewAnswer,
-  type Answer,
-  type Judge,
-} from './admission.js';
+import { admissionRoutes } from './admission-routes.js';
+import { BodyBudget, type BodyLimits } from './body.js';
 import {
   CertificateWatcher,
   type CertificateFiles,
   type ServingCertificate,
   type WatchOptions,
 } from './certificates.js';
-import { RequestError, parseJsonBody } from './json-body.js';
+import { clientAuthTlsOptions, type ClientAuthOptions } from './client-auth.js';
+import { metricsRoute, type Metrics } from './metrics.js';
 import type { PodLabelLookup } from './pod-lookup.js';
-import type { Metrics } from './metrics.js';
+import { notReadyReasons, probes } from './probes.js';
 import type { RuleSetHolder } from './ruleset-holder.js';
-import { isObject } from '../core/read.js';
-import { wantsConnectPod, type EvaluationContext } from '../core/index.js';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** clock() when the request arrived, for the audit event and the latency histogram. */
-    receivedAt: number;
-  }
-}
+import { status } from './status.js';
 
 /** The API server sends objects up to 3 MiB, and an UPDATE carries two of them plus the envelope. */
 export const BODY_LIMIT = 8 * 1024 * 1024;
+/**
+ * Bodies being received at once may hold this much beyond their allowance: six maximal UPDATEs,
+ * far more than the API server ever has in flight to one replica, and with the rest of the
+ * process well inside the shipped 256 MiB memory limit.
+ */
+export const BODY_BUDGET = 48 * 1024 * 1024;
+/** What every body may hold without drawing on the budget: a Pod review is 5–20 KB. */
+export const BODY_ALLOWANCE = 32 * 1024;
+/** Connections beyond this are closed at once: each holds TLS state, and its body allowance. */
+export const MAX_CONNECTIONS = 1024;
 /** Longer than the 90 s the API server keeps an idle connection, so it always closes first. */
 export const KEEP_ALIVE_TIMEOUT_MS = 120_000;
+/**
+ * A request must arrive whole within this (headers within the shorter one), or its connection is
+ * closed: shorter than the 30 s the API server waits at most for a webhook, so nothing is held
+ * for a caller the API server itself would have given up on.
+ */
+export const REQUEST_TIMEOUT_MS = 15_000;
+export const HEADERS_TIMEOUT_MS = 10_000;
+/** How often Node looks for requests past their timeout (its default, 30 s, would double them). */
+const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 
 export interface ServerOptions {
   rules: RuleSetHolder;
@@ -63,12 +63,19 @@ export interface ServerOptions {
   /** Watched for rotation when given; a pair given only in memory is served as is. */
   certificateFiles?: CertificateFiles;
   watch?: WatchOptions;
+  /** `serve --client-ca`: only callers with a client certificate from this CA are judged. */
+  clientAuth?: ClientAuthOptions;
   audit: readonly AuditSink[];
   metrics: Metrics;
   logger: Logger;
   bodyLimit?: number;
+  bodyBudget?: number;
+  requestTimeoutMs?: number;
+  headersTimeoutMs?: number;
   /** How long shutdown waits for requests in flight before closing their connections. */
   shutdownTimeoutMs?: number;
+  /** Epoch milliseconds with a fraction; tests pass their own to assert exact timestamps. */
+  clock?: () => number;
   /** Looks up the pod a CONNECT goes into when a rule needs its labels; without it they are unknown. */
   lookupPod?: PodLabelLookup;
 }
@@ -81,78 +88,45 @@ export interface AdmissionServer {
   shutdown(): Promise<void>;
 }
 
-const STATUS_REASONS: Readonly<Record<number, string>> = {
-  400: 'BadRequest',
-  404: 'NotFound',
-  405: 'MethodNotAllowed',
-  413: 'RequestEntityTooLarge',
-  415: 'UnsupportedMediaType',
-  500: 'InternalError',
-  503: 'ServiceUnavailable',
-};
-
-/** Error bodies are metav1.Status, which the API server knows how to read into its own error. */
-function status(code: number, message: string) {
-  const reason = STATUS_REASONS[code] ?? (code < 500 ? 'BadRequest' : 'InternalError');
-  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
-}
-
-// Compiled once by fast-json-stringify; anything not listed here is not sent.
-const ANSWER_SCHEMA = {
-  200: {
-    type: 'object',
-    properties: {
-      apiVersion: { type: 'string' },
-      kind: { type: 'string' },
-      response: {
-        type: 'object',
-        properties: {
-          uid: { type: 'string' },
-          allowed: { type: 'boolean' },
-          status: {
-            type: 'object',
-            properties: {
-              code: { type: 'integer' },
-              message: { type: 'string' },
-              reason: { type: 'string' },
-            },
-          },
-          warnings: { type: 'array', items: { type: 'string' } },
-          patchType: { type: 'string' },
-          patch: { type: 'string' },
-          auditAnnotations: { type: 'object', additionalProperties: { type: 'string' } },
-        },
-      },
-    },
-  },
-};
-
-const ENDPOINTS: ReadonlyMap<string, Endpoint> = new Map([
-  ['/validate', 'validate'],
-  ['/mutate', 'mutate'],
-]);
-
-function tlsOptions(pair: ServingCertificate): SecureContextOptions {
-  // setSecureContext replaces every option, so the minimum version goes in each time.
-  return { key: pair.key, cert: pair.cert, minVersion: 'TLSv1.2' };
-}
-
 export async function createServer(options: ServerOptions): Promise<AdmissionServer> {
   const { rules, metrics, logger } = options;
+  const clock = options.clock ?? wallClock;
   // The same lookup for every request: the watch updates it in place.
   const context = options.clusterRoles === undefined ? {} : { roles: options.clusterRoles.roles };
   const bodyLimit = options.bodyLimit ?? BODY_LIMIT;
+  const body: BodyLimits = {
+    maxBytes: bodyLimit,
+    budgetBytes: options.bodyBudget ?? BODY_BUDGET,
+    allowanceBytes: Math.min(BODY_ALLOWANCE, bodyLimit),
+  };
+  const requestTimeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  // setSecureContext replaces every context option, so the client CA goes in each time too.
+  const tlsOptions = (pair: ServingCertificate) => ({
+    key: pair.key,
+    cert: pair.cert,
+    minVersion: 'TLSv1.2' as const,
+    ...(options.clientAuth === undefined ? {} : clientAuthTlsOptions(options.clientAuth)),
+  });
   const app = Fastify({
-    https: tlsOptions(options.certificate),
+    https: {
+      ...tlsOptions(options.certificate),
+      headersTimeout: Math.min(options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS, requestTimeout),
+      connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_INTERVAL_MS, requestTimeout),
+    },
     loggerInstance: logger,
     // No line per request: the audit event is that record, and the hot path stays lean.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    requestTimeout,
+    clientErrorHandler: (error, socket) => {
+      answerClientError(error, socket, requestTimeout);
+    },
     // A request that reaches a closing server is still answered (with Connection: close), not
     // refused with a 503 the API server would count against the webhook.
     return503OnClosing: false,
   });
+  app.server.maxConnections = MAX_CONNECTIONS;
   let closing = false;
   let certificate = options.certificate;
   metrics.certificateExpiry.set(certificate.notAfter.getTime() / 1000);
@@ -172,117 +146,12 @@ export async function createServer(options: ServerOptions): Promise<AdmissionSer
           options.watch,
         );
 
-  const audit = (event: AuditEvent): void => {
-    for (const sink of options.audit) sink.write(event);
-  };
-  const facts = (request: FastifyRequest, endpoint: Endpoint): RequestFacts => ({
-    endpoint,
-    requestURI: request.url,
-    sourceIP: request.ip,
-    userAgent: request.headers['user-agent'],
-    receivedAt: request.receivedAt,
-  });
-
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
-    try {
-      done(null, parseJsonBody(typeof body === 'string' ? body : body.toString('utf8')));
-    } catch (err) {
-      done(err instanceof Error ? err : new Error(String(err)), undefined);
-    }
-  });
-  app.decorateRequest('receivedAt', 0);
-
-  app.setErrorHandler((error: FastifyError | RequestError, request, reply) => {
+  // Routes outside the admission plugin (probes, metrics, unknown paths) answer errors the same way.
+  app.setErrorHandler((error: FastifyError, request, reply) => {
     const code = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500;
-    const message =
-      code >= 500
-        ? 'internal error'
-        : error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
-          ? `content type ${JSON.stringify(request.headers['content-type'] ?? '')} is not accepted: send application/json`
-          : error.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
-            ? `body is larger than the ${bodyLimit} bytes accepted`
-            : error.message;
-    if (code >= 500) request.log.error({ err: error }, 'admission request failed');
-    const body = status(code, message);
-    const endpoint = ENDPOINTS.get(request.routeOptions.url ?? '');
-    if (endpoint !== undefined) {
-      const event = rejectedEvent(
-        facts(request, endpoint),
-        uidOf(request.body) ?? randomUUID(),
-        { code, reason: body.reason, message },
-        rules.current,
-        clock(),
-      );
-      audit(event);
-      metrics.decisions.inc({ endpoint, decision: 'invalid' });
-    }
-    return reply.code(code).send(body);
+    if (code >= 500) request.log.error({ err: error }, 'request failed');
+    return reply.code(code).send(status(code, code >= 500 ? 'internal error' : error.message));
   });
-
-  const route = (endpoint: Endpoint, answer: (review: AdmissionReview, judge: Judge) => Answer) => ({
-    schema: { response: ANSWER_SCHEMA },
-    onRequest: (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
-      request.receivedAt = clock();
-      done();
-    },
-    handler: (request: FastifyRequest) => {
-      const parsed = parseAdmissionReview(request.body);
-      if (!parsed.ok) throw new RequestError(400, 'PORTCULLIS_ERR_INVALID_REVIEW', parsed.message);
-      // Read once: a RuleSet swapped in meanwhile applies from the next request on.
-      const loaded = rules.current;
-      const respond = (extra?: EvaluationContext): AdmissionReviewAnswer => {
-        const judge = {
-          loaded,
-          rulesConfigMap: options.rulesConfigMap,
-          namespaces: options.namespaces,
-          context: extra === undefined ? context : { ...context, ...extra },
-        };
-        const result: Answer = answer(parsed.review, judge);
-        const completedAt = clock();
-        // Enqueued before the answer leaves, so no answer is ever sent without its event.
-        audit(
-          admissionEvent(
-            facts(request, endpoint),
-            {
-              request: parsed.review.request,
-              code: result.code,
-              message: result.message,
-              decision: result.decision,
-              violations: formatRules(result.rules),
-              exceptions: result.exceptions,
-              ruleset: loaded,
-            },
-            completedAt,
-          ),
-        );
-        metrics.decisions.inc({ endpoint, decision: result.decision });
-        for (const { rule, action } of result.rules) metrics.ruleResults.inc({ rule, action });
-        for (const exception of result.lapsed) {
-          metrics.exceptionLapsed.inc({ exception });
-          logger.warn({ exception, uid: parsed.review.request.uid }, 'exception matched but is not in force');
-        }
-        metrics.latency.observe({ endpoint }, (completedAt - request.receivedAt) / 1000);
-        return result.review;
-      };
-      // Only a CONNECT that a podSelector rule judges waits on the API server (bounded by the
-      // lookup's own timeout); every other request is answered synchronously.
-      const admission = parsed.review.request;
-      if (endpoint === 'validate' && loaded !== undefined && wantsConnectPod(admission, loaded.ruleset)) {
-        const lookup = options.lookupPod;
-        if (lookup === undefined) {
-          return respond({ connectPod: { ok: false, error: 'this server does not look pods up' } });
-        }
-        return lookup(admission.namespace ?? '', admission.name ?? '').then((connectPod) =>
-          respond({ connectPod }),
-        );
-      }
-      return respond();
-    },
-  });
-  app.post('/validate', route('validate', validateReview));
-  app.post('/mutate', route('mutate', mutateReview));
-
   // Requests in flight when shutdown began were accepted on a keep-alive connection: close it
   // after their answer so the server can finish closing.
   app.addHook('onSend', (_request, reply, payload, done) => {
@@ -290,35 +159,31 @@ export async function createServer(options: ServerOptions): Promise<AdmissionSer
     done(null, payload);
   });
 
-  app.get('/healthz', () => ({ status: 'ok' }));
-  const notReadyReasons = (): string[] => {
-    const reasons: string[] = [];
-    if (closing) reasons.push('shutting down');
-    if (rules.current === undefined) reasons.push('no valid RuleSet loaded');
-    const roles = options.clusterRoles?.notReady();
-    if (roles !== undefined) reasons.push(roles);
-    else {
-      const failure = selfCheck({ loaded: rules.current, rulesConfigMap: options.rulesConfigMap, context });
-      if (failure !== undefined) reasons.push(`admission self-check failed: ${failure}`);
-    }
-    if (certificate.notAfter.getTime() <= Date.now()) reasons.push('serving certificate has expired');
-    return reasons;
+  await app.register(admissionRoutes, {
+    rules,
+    rulesConfigMap: options.rulesConfigMap,
+    namespaces: options.namespaces,
+    context,
+    lookupPod: options.lookupPod,
+    audit: options.audit,
+    metrics,
+    logger,
+    clock,
+    body,
+    budget: new BodyBudget(body.budgetBytes),
+    clientAuth: options.clientAuth,
+  });
+  const probeOptions = {
+    rules,
+    rulesConfigMap: options.rulesConfigMap,
+    clusterRoles: options.clusterRoles,
+    context,
+    certificate: () => certificate,
+    closing: () => closing,
+    clock,
   };
-  app.get('/readyz', (_request, reply) => {
-    const reasons = notReadyReasons();
-    const body = {
-      status: reasons.length === 0 ? 'ready' : 'not ready',
-      reasons,
-      ruleset: rules.current?.hash ?? null,
-      certificate: { serialNumber: certificate.serialNumber, notAfter: certificate.notAfter.toISOString() },
-    };
-    return reply.code(reasons.length === 0 ? 200 : 503).send(body);
-  });
-  app.get('/metrics', async (_request, reply) => {
-    metrics.ready.set(notReadyReasons().length === 0 ? 1 : 0);
-    const text = await metrics.registry.metrics();
-    return reply.type(metrics.registry.contentType).send(text);
-  });
+  await app.register(probes, probeOptions);
+  await app.register(metricsRoute, { metrics, ready: () => notReadyReasons(probeOptions).length === 0 });
 
   await app.ready();
   let shuttingDown: Promise<void> | undefined;
@@ -356,48 +221,25 @@ export async function createServer(options: ServerOptions): Promise<AdmissionSer
   };
 }
 
-const SELF_CHECK_REVIEW = {
-  apiVersion: 'admission.k8s.io/v1',
-  kind: 'AdmissionReview',
-  request: {
-    uid: 'portcullis-readiness-self-check',
-    kind: { group: '', version: 'v1', kind: 'Pod' },
-    resource: { group: '', version: 'v1', resource: 'pods' },
-    namespace: 'portcullis-self-check',
-    name: 'self-check',
-    operation: 'CREATE',
-    userInfo: { username: 'system:portcullis:self-check' },
-    object: {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'self-check', namespace: 'portcullis-self-check' },
-      spec: { containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }] },
-    },
-  },
-};
-
 /**
- * Readiness runs a Pod CREATE through the same parse and judge steps as /validate and /mutate
- * (not audited: it is not the API server's request), so a replica whose RuleSet or admission path
- * throws stops getting traffic instead of answering the API server with 500s.
+ * Errors Node finds before a request reaches a route (a request past its timeout, headers too
+ * large, bytes that are not HTTP) get a metav1.Status like every other refusal, and the connection
+ * is closed: what it carries next cannot be trusted to start a request.
  */
-function selfCheck(judge: Judge): string | undefined {
-  try {
-    const parsed = parseAdmissionReview(SELF_CHECK_REVIEW);
-    if (!parsed.ok) return parsed.message;
-    for (const answer of [validateReview, mutateReview]) {
-      const { response } = answer(parsed.review, judge).review;
-      if (response.uid !== SELF_CHECK_REVIEW.request.uid) return 'the answer does not echo the uid';
-    }
-    return undefined;
-  } catch (err) {
-    return err instanceof Error ? err.message : String(err);
+function answerClientError(error: Error & { code?: string }, socket: Duplex, requestTimeoutMs: number): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [code, message] =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, `the request did not arrive in full within ${requestTimeoutMs / 1000} s`]
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'the request headers are larger than accepted']
+        : [400, 'the request is not valid HTTP/1.1'];
+  if (socket.writable) {
+    const body = JSON.stringify(status(code, message));
+    socket.write(
+      `HTTP/1.1 ${code} ${STATUS_CODES[code] ?? ''}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Content-Type: application/json\r\nConnection: close\r\n\r\n${body}`,
+    );
   }
-}
-
-/** The uid of a review too broken to parse, when it has one, so its audit event can still cite it. */
-function uidOf(body: unknown): string | undefined {
-  const request = isObject(body) ? body['request'] : undefined;
-  const uid = isObject(request) ? request['uid'] : undefined;
-  return typeof uid === 'string' && uid !== '' ? uid : undefined;
+  socket.destroy();
 }

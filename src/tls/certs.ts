@@ -27,6 +27,12 @@ export interface GenerateCertificatesOptions {
   ca?: PemPair;
   /** Validity of a CA made here (default: `days`). Ignored when `ca` is given. */
   caDays?: number;
+  /**
+   * `server` (the default): a serving cert (extKeyUsage serverAuth). `client`: a cert a caller
+   * presents (clientAuth), such as the API server's for `serve --client-ca`; its first DNS name is
+   * also its CN, the name `--client-name` matches.
+   */
+  usage?: 'server' | 'client';
 }
 
 export interface GeneratedCertificates {
@@ -126,7 +132,9 @@ export async function generateCertificates(
   cert.setExtensions([
     { name: 'basicConstraints', critical: true, cA: false },
     { name: 'keyUsage', critical: true, digitalSignature: true, keyEncipherment: true },
-    { name: 'extKeyUsage', serverAuth: true },
+    opts.usage === 'client'
+      ? { name: 'extKeyUsage', clientAuth: true }
+      : { name: 'extKeyUsage', serverAuth: true },
     {
       name: 'subjectAltName',
       altNames: [

@@ -25,7 +25,7 @@ import type { ConfigMapRef } from '../../src/config/rules-configmap.js';
 import { createMetrics, type Metrics } from '../../src/server/metrics.js';
 import { RuleSetHolder } from '../../src/server/ruleset-holder.js';
 import type { PodLabelLookup } from '../../src/server/pod-lookup.js';
-import { createServer, type AdmissionServer } from '../../src/server/server.js';
+import { createServer, type AdmissionServer, type ServerOptions } from '../../src/server/server.js';
 import { generateCertificates, type GeneratedCertificates } from '../../src/tls/certs.js';
 
 export const FIXTURE = new URL('../fixtures/admission/pod-create-from-replicaset.json', import.meta.url);
@@ -134,6 +134,12 @@ export interface StartOptions {
   bodyLimit?: number;
   metrics?: Metrics;
   lookupPod?: PodLabelLookup;
+  server?: Partial<
+    Pick<
+      ServerOptions,
+      'clientAuth' | 'bodyBudget' | 'requestTimeoutMs' | 'headersTimeoutMs' | 'clock' | 'shutdownTimeoutMs'
+    >
+  >;
 }
 
 export async function startServer(options: StartOptions): Promise<TestServer> {
@@ -163,6 +169,7 @@ export async function startServer(options: StartOptions): Promise<TestServer> {
     audit: [audit, ...(options.sinks ?? [])],
     metrics,
     logger,
+    ...options.server,
   });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const origin = `https://127.0.0.1:${port}`;
@@ -196,6 +203,9 @@ export interface RequestOptions {
   /** An agent to reuse connections; false for a new TLS connection per request. */
   agent?: https.Agent | false;
   ca?: string;
+  /** A client certificate and key (PEM) to present. */
+  cert?: string;
+  key?: string;
 }
 
 export interface Reply {
@@ -221,6 +231,8 @@ export function request(url: string, options: RequestOptions = {}): Promise<Repl
         method: options.method ?? (body === undefined ? 'GET' : 'POST'),
         agent: options.agent ?? false,
         ...(options.ca ? { ca: options.ca } : {}),
+        ...(options.cert ? { cert: options.cert } : {}),
+        ...(options.key ? { key: options.key } : {}),
         headers: {
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
           ...options.headers,

@@ -1,0 +1,120 @@
+// Request bodies, read from the socket with two bounds: each body at most `maxBytes` (the API
+// server's 3 MiB objects, two in an UPDATE), and all bodies being received at once at most
+// `budgetBytes` beyond a small allowance each. Without the second bound, forty connections that
+// each send 8 MiB and never finish hold 320 MiB; with it, a body that would take the server past
+// its budget is refused (429, connection closed) while small reviews — the API server's — still
+// get their allowance and are answered. Bodies that stall are dropped by the server's request
+// timeout (server.ts), which closes the connection; the bytes they held are given back here.
+
+import type { IncomingMessage } from 'node:http';
+import { RequestError, parseJsonBody } from './json-body.js';
+
+export interface BodyLimits {
+  /** Largest body taken (413 beyond). */
+  maxBytes: number;
+  /** Bytes of all bodies being received at once, beyond each one's allowance (429 beyond). */
+  budgetBytes: number;
+  /** What every body may hold without drawing on the budget: a typical review fits in it. */
+  allowanceBytes: number;
+}
+
+/** The bytes held by bodies being received, against the budget they share. */
+export class BodyBudget {
+  #held = 0;
+
+  constructor(readonly limitBytes: number) {}
+
+  get heldBytes(): number {
+    return this.#held;
+  }
+
+  /** Takes `bytes` from the budget, or nothing when that would go over it. */
+  take(bytes: number): boolean {
+    if (this.#held + bytes > this.limitBytes) return false;
+    this.#held += bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.#held -= bytes;
+  }
+}
+
+export const BODY_INCOMPLETE = 'PORTCULLIS_ERR_BODY_INCOMPLETE';
+
+/**
+ * Reads one JSON body and hands over what `parseJsonBody` makes of it, or the RequestError that
+ * refuses it. The budget is held until the body is parsed, and given back whatever happens.
+ */
+export function readJsonBody(
+  raw: IncomingMessage,
+  limits: BodyLimits,
+  budget: BodyBudget,
+  done: (err: Error | null, body?: unknown) => void,
+): void {
+  const tooLarge = (): RequestError =>
+    new RequestError(
+      413,
+      'PORTCULLIS_ERR_BODY_TOO_LARGE',
+      `body is larger than the ${limits.maxBytes} bytes accepted`,
+    );
+  const declared = Number(raw.headers['content-length']);
+  // Refused before a byte is read: nothing is buffered for a body announced too large.
+  if (Number.isFinite(declared) && declared > limits.maxBytes) {
+    done(tooLarge());
+    return;
+  }
+  let chunks: Buffer[] = [];
+  let received = 0;
+  let taken = 0;
+  let finished = false;
+  const finish = (err: Error | null, body?: unknown): void => {
+    if (finished) return;
+    finished = true;
+    raw.off('data', onData);
+    raw.off('end', onEnd);
+    raw.off('close', onClose);
+    chunks = [];
+    budget.give(taken);
+    taken = 0;
+    done(err, body);
+  };
+  const onData = (chunk: Buffer): void => {
+    received += chunk.length;
+    if (received > limits.maxBytes) {
+      finish(tooLarge());
+      return;
+    }
+    const needed = Math.max(0, received - limits.allowanceBytes) - taken;
+    if (needed > 0) {
+      if (!budget.take(needed)) {
+        finish(
+          new RequestError(
+            429,
+            'PORTCULLIS_ERR_BODY_BUDGET',
+            `the server is receiving more than the ${limits.budgetBytes} bytes of request bodies it holds at once; retry`,
+          ),
+        );
+        return;
+      }
+      taken += needed;
+    }
+    chunks.push(chunk);
+  };
+  const onEnd = (): void => {
+    const text = Buffer.concat(chunks, received).toString('utf8');
+    chunks = [];
+    try {
+      finish(null, parseJsonBody(text));
+    } catch (err) {
+      finish(err instanceof Error ? err : new Error(String(err)));
+    }
+  };
+  // A connection closed mid-body: the client went away, or the request timeout closed it.
+  const onClose = (): void => {
+    finish(new RequestError(408, BODY_INCOMPLETE, 'the connection closed before the whole body arrived'));
+  };
+  raw.on('data', onData);
+  raw.on('end', onEnd);
+  raw.on('close', onClose);
+}
