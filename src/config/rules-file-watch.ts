@@ -13,10 +13,11 @@
 // watched directory can itself be replaced, so a slow poll re-reads too and re-arms the watch.
 
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { RuleSetGate, type RuleSetListener } from './ruleset-reload.js';
+import { readRuleSetFile } from './ruleset-source.js';
 
 /** The key a directory (a mounted ConfigMap) holds the RuleSet under. */
 export const RULES_FILE_NAME = 'rules.yaml';
@@ -127,15 +128,10 @@ class RulesFileWatcher implements RulesWatch {
   }
 
   async #reload(): Promise<void> {
-    let text: string;
-    try {
-      text = await readFile(this.#file, 'utf8');
-    } catch (err) {
-      const code = err instanceof Error && 'code' in err ? String(err.code) : String(err);
-      if (!this.#stopped) this.#gate.refuse([`${this.#file}: cannot read RuleSet (${code})`]);
-      return;
-    }
-    if (!this.#stopped) this.#gate.offer(text, this.#file);
+    const read = await readRuleSetFile(this.#file);
+    if (this.#stopped) return;
+    if (read.ok) this.#gate.offer(read.text, this.#file);
+    else this.#gate.refuse([read.error]);
   }
 
   /** (Re-)arms fs.watch on the directory the path names now. */

@@ -4,7 +4,7 @@
 // admission check, so a RuleSet is judged valid the same way everywhere.
 
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { compileRuleSet, formatRuleSetError, type CompiledRuleSet } from '../core/index.js';
 import { parseDocuments } from './documents.js';
@@ -25,7 +25,24 @@ export interface LoadedRuleSet {
 
 export type RuleSetLoad = { ok: true; loaded: LoadedRuleSet } | { ok: false; errors: string[] };
 
+/**
+ * The largest RuleSet text taken: 25 times the shipped RuleSet, and a quarter of what a ConfigMap
+ * holds. Parsing YAML costs about 2 s per MiB here, all of it on the event loop, so this bound is
+ * also what keeps a reload from holding up admission answers. A larger text is refused before it
+ * is parsed, and a file before it is read.
+ */
+export const MAX_RULESET_BYTES = 256 * 1024;
+
+function tooLarge(origin: string, bytes: number): string {
+  return `${origin}: is ${bytes} bytes, over the ${MAX_RULESET_BYTES} bytes (256 KiB) a RuleSet may have`;
+}
+
 export function parseRuleSet(text: string, origin: string): RuleSetLoad {
+  // Characters first: no string of fewer than a quarter of the bound can be over it in UTF-8.
+  if (text.length > MAX_RULESET_BYTES / 4) {
+    const bytes = Buffer.byteLength(text);
+    if (bytes > MAX_RULESET_BYTES) return { ok: false, errors: [tooLarge(origin, bytes)] };
+  }
   const parsed = parseDocuments(text);
   if (!parsed.ok)
     return { ok: false, errors: [`${origin}:${parsed.line}:${parsed.column}: ${parsed.message}`] };
@@ -45,12 +62,36 @@ export function parseRuleSet(text: string, origin: string): RuleSetLoad {
 }
 
 export async function loadRuleSetFile(path: string): Promise<RuleSetLoad> {
-  let text: string;
+  const read = await readRuleSetFile(path);
+  return read.ok ? parseRuleSet(read.text, path) : { ok: false, errors: [read.error] };
+}
+
+/**
+ * A RuleSet file's text, read only when it is within MAX_RULESET_BYTES: a 50 MB file (a mounted
+ * file gone wrong) is refused from its size, without a byte of it in memory.
+ */
+export async function readRuleSetFile(
+  path: string,
+): Promise<{ ok: true; text: string } | { ok: false; error: string }> {
+  let file: FileHandle | undefined;
   try {
-    text = await readFile(path, 'utf8');
+    file = await open(path, 'r');
+    const { size } = await file.stat();
+    if (size > MAX_RULESET_BYTES) return { ok: false, error: tooLarge(path, size) };
+    // One byte more than allowed: a file that grew since stat is caught by what was read.
+    const buffer = Buffer.allocUnsafe(MAX_RULESET_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await file.read(buffer, length, buffer.length - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length > MAX_RULESET_BYTES) return { ok: false, error: tooLarge(path, length) };
+    }
+    return { ok: true, text: buffer.toString('utf8', 0, length) };
   } catch (err) {
     const reason = err instanceof Error && 'code' in err ? String(err.code) : String(err);
-    return { ok: false, errors: [`${path}: cannot read RuleSet (${reason})`] };
+    return { ok: false, error: `${path}: cannot read RuleSet (${reason})` };
+  } finally {
+    await file?.close();
   }
-  return parseRuleSet(text, path);
 }
