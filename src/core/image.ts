@@ -37,8 +37,14 @@ const ANCHORED_ID_RE = /^[a-f0-9]{64}$/;
 
 export type ParseResult = { ok: true; ref: ImageReference } | { ok: false; reason: string };
 
+/** No valid reference comes near this; a longer string is refused before any pattern runs on it. */
+const REFERENCE_LENGTH_MAX = 1024;
+
 export function parseImageReference(input: string): ParseResult {
   if (input === '') return { ok: false, reason: 'is empty' };
+  if (input.length > REFERENCE_LENGTH_MAX) {
+    return { ok: false, reason: `is longer than ${REFERENCE_LENGTH_MAX} characters` };
+  }
   if (ANCHORED_ID_RE.test(input)) {
     return { ok: false, reason: 'is a bare image ID, not a repository reference' };
   }

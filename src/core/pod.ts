@@ -2,7 +2,17 @@
 // Every container list (init, regular, ephemeral) is read here once, so no check walks a pod on its
 // own and none can forget a list (the pod-security-admission visitor does the same).
 
-import { asObject, optBoolean, optList, optObject, optString, reqString, type JsonObject } from './read.js';
+import {
+  asObject,
+  isObject,
+  optBoolean,
+  optList,
+  optObject,
+  optString,
+  overLimit,
+  reqString,
+  type JsonObject,
+} from './read.js';
 import { defineTarget } from './target.js';
 import type { AdmissionRequest, FieldPath } from './types.js';
 
@@ -111,6 +121,14 @@ function readAnnotations(
   return judged;
 }
 
+/**
+ * Beyond these a pod is denied unread (fail closed). Real workloads stay far below them (tens of
+ * containers, a hundred volumes, a few ports each); without them one 3 MiB review of 1,000,000
+ * empty containers built a million views and a 58 MB deny message. Containers count init, regular
+ * and ephemeral together; ports count every container's.
+ */
+export const POD_LIMITS = { containers: 256, volumes: 512, volumeMounts: 512, ports: 1024 } as const;
+
 export type ContainerList = 'initContainers' | 'containers' | 'ephemeralContainers';
 const CONTAINER_LISTS: readonly ContainerList[] = ['initContainers', 'containers', 'ephemeralContainers'];
 
@@ -168,9 +186,11 @@ function readPodSpec(
   annotations: Readonly<Record<string, string>>,
 ): PodView {
   const os = optObject(spec, 'os', path);
+  const lists = CONTAINER_LISTS.map((list) => ({ list, items: optList(spec, list, path) }));
+  checkPodLimits(spec, path, lists);
   const containers: ContainerView[] = [];
-  for (const list of CONTAINER_LISTS) {
-    optList(spec, list, path).forEach((raw, index) => {
+  for (const { list, items } of lists) {
+    items.forEach((raw, index) => {
       containers.push(readContainer(raw, list, [...path, list, index]));
     });
   }
@@ -196,6 +216,52 @@ function readPodSpec(
     annotationsPath: [...path.slice(0, -1), 'metadata', 'annotations'],
     hasSecurityContext: optObject(spec, 'securityContext', path) !== undefined,
   };
+}
+
+/** Counted before any container is read, so an oversized pod costs a few length reads. */
+function checkPodLimits(
+  spec: JsonObject,
+  path: FieldPath,
+  lists: readonly { list: ContainerList; items: readonly unknown[] }[],
+): void {
+  let containers = 0;
+  let ports = 0;
+  for (const { list, items } of lists) {
+    containers += items.length;
+    if (containers > POD_LIMITS.containers) {
+      overLimit(
+        [...path, list],
+        `brings the pod to ${containers} containers: Portcullis judges at most ${POD_LIMITS.containers} in one pod (init, regular and ephemeral together)`,
+      );
+    }
+  }
+  const volumes = optList(spec, 'volumes', path);
+  if (volumes.length > POD_LIMITS.volumes) {
+    overLimit(
+      [...path, 'volumes'],
+      `holds ${volumes.length} volumes: Portcullis judges at most ${POD_LIMITS.volumes} in one pod`,
+    );
+  }
+  for (const { list, items } of lists) {
+    items.forEach((raw, index) => {
+      // Only counted: no check reads ports, so a malformed list here is not this reader's to refuse.
+      const containerPorts: unknown = isObject(raw) ? raw['ports'] : undefined;
+      if (Array.isArray(containerPorts)) ports += containerPorts.length;
+      if (ports > POD_LIMITS.ports) {
+        overLimit(
+          [...path, list, index, 'ports'],
+          `brings the pod to ${ports} ports: Portcullis judges at most ${POD_LIMITS.ports} in one pod`,
+        );
+      }
+      const mounts: unknown = isObject(raw) ? raw['volumeMounts'] : undefined;
+      if (Array.isArray(mounts) && mounts.length > POD_LIMITS.volumeMounts) {
+        overLimit(
+          [...path, list, index, 'volumeMounts'],
+          `holds ${mounts.length} volume mounts: Portcullis judges at most ${POD_LIMITS.volumeMounts} in one container`,
+        );
+      }
+    });
+  }
 }
 
 function readContainer(raw: unknown, list: ContainerList, path: FieldPath): ContainerView {

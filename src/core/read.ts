@@ -34,6 +34,11 @@ function fail(path: FieldPath, expected: string, value: unknown): never {
   throw new MalformedInput({ path, message });
 }
 
+/** An object beyond a reader's bounds (a list too long): refused like a malformed one, with `message`. */
+export function overLimit(path: FieldPath, message: string): never {
+  throw new MalformedInput({ path, message });
+}
+
 /** Reads with `read`, turning the first malformed field into a returned value. */
 export function readObject<T>(read: () => T): { ok: true; value: T } | { ok: false; error: Malformed } {
   try {

@@ -210,6 +210,55 @@ t.test('exemptions are checked first', async (t) => {
   );
 });
 
+t.test("exemptions '*' match every namespace and user, but never an empty one", async (t) => {
+  const everyone = ruleSet(
+    [
+      { name: 'no-privileged', check: 'privileged' },
+      { name: 'crb', check: 'clusterAdminBinding' },
+    ],
+    {
+      namespaces: ['*'],
+      usernames: ['*'],
+    },
+  );
+  const binding = {
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+    subjects: [{ kind: 'User', name: 'x' }],
+  };
+  const anonymous = (request: ReturnType<typeof requestFor>) => ({ ...request, userInfo: {} });
+  const rows: [name: string, request: ReturnType<typeof requestFor>, detail: string | undefined][] = [
+    [
+      'a namespace',
+      requestFor('Pod', privilegedPod(), { namespace: 'shop' }),
+      'namespace "shop" matches exemptions.namespaces',
+    ],
+    [
+      'no namespace, a user',
+      requestFor('ClusterRoleBinding', binding, { username: 'bob' }),
+      'user "bob" matches exemptions.usernames',
+    ],
+    [
+      'no namespace (cluster-scoped) and no user: judged',
+      anonymous(requestFor('ClusterRoleBinding', binding)),
+      undefined,
+    ],
+    [
+      'an empty namespace and an empty username: judged',
+      requestFor('ClusterRoleBinding', binding, { namespace: '', username: '' }),
+      undefined,
+    ],
+  ];
+  for (const [name, request, detail] of rows) {
+    const decision = evaluate(request, everyone);
+    if (detail === undefined) {
+      t.equal(decision.skipped, undefined, `${name}: not exempt`);
+      t.equal(decision.allowed, false, `${name}: denied`);
+    } else {
+      t.same(decision.skipped, { kind: 'exempt', detail }, name);
+    }
+  }
+});
+
 t.test('rule scope: namespaces and excludeNamespaces', async (t) => {
   const ruleset = ruleSet([
     { name: 'priv-teams', check: 'privileged', namespaces: ['team-*'], excludeNamespaces: ['team-sandbox'] },

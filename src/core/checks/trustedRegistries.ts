@@ -13,6 +13,7 @@
  * Params: registries: ["host[:port][/path]", …] (at least one).
  */
 
+import { BoundedCache } from '../cache.js';
 import { defineCheck, type Finding, type ParamIssue } from '../check.js';
 import { DOMAIN_RE, normaliseDomain, parseImageReference, PATH_RE, repositoryOf } from '../image.js';
 import { containerLabel, POD_TARGET, type PodView } from '../pod.js';
@@ -25,6 +26,8 @@ interface Params {
 type ImageVerdict = { ok: false; reason: string } | { ok: true; repository: string; trusted: boolean };
 
 const VERDICT_CACHE_SIZE = 1024;
+/** Longer than any valid reference (a 255-character repository, a 128-character tag, a digest, a host). */
+const MAX_CACHED_IMAGE_LENGTH = 1024;
 
 /** Validates one `registries` entry and returns its normalised form, or why it is not one. */
 export function normaliseRegistryEntry(
@@ -83,24 +86,16 @@ export const trustedRegistries = defineCheck<Params, PodView>({
           trusted.some((entry) => repository === entry.repository || repository.startsWith(entry.below));
         // Verdicts by image string, for this compiled rule only (a reloaded RuleSet starts afresh). A
         // cluster runs few distinct images, each in many pods, and parsing a reference is several
-        // regular expressions (~1 µs); a lookup is a hash probe. Cleared when full, so a stream of
-        // distinct names cannot grow it without bound.
-        const verdicts = new Map<string, ImageVerdict>();
-        const verdictOf = (image: string): ImageVerdict => {
-          let verdict = verdicts.get(image);
-          if (verdict === undefined) {
-            const parsed = parseImageReference(image);
-            if (parsed.ok) {
-              const repository = repositoryOf(parsed.ref);
-              verdict = { ok: true, repository, trusted: isTrusted(repository) };
-            } else {
-              verdict = { ok: false, reason: parsed.reason };
-            }
-            if (verdicts.size >= VERDICT_CACHE_SIZE) verdicts.clear();
-            verdicts.set(image, verdict);
-          }
-          return verdict;
+        // regular expressions (~1 µs); a lookup is a hash probe. Bounded (cache.ts), so a stream of
+        // distinct or huge names cannot grow it.
+        const verdicts = new BoundedCache<ImageVerdict>(VERDICT_CACHE_SIZE, MAX_CACHED_IMAGE_LENGTH);
+        const judgeImage = (image: string): ImageVerdict => {
+          const parsed = parseImageReference(image);
+          if (!parsed.ok) return { ok: false, reason: parsed.reason };
+          const repository = repositoryOf(parsed.ref);
+          return { ok: true, repository, trusted: isTrusted(repository) };
         };
+        const verdictOf = (image: string): ImageVerdict => verdicts.get(image, judgeImage);
         return (pod) => {
           const findings: Finding[] = [];
           for (const c of pod.containers) {
