@@ -70,6 +70,61 @@ const cases: {
     status: 400,
     message: /^invalid AdmissionReview: request\.operation /,
   },
+  // Every field evaluate reads, missing or of the wrong type: the schema (its type derived from it)
+  // refuses each with a 400 naming the field, so none can reach the core and throw.
+  ...(['userInfo', 'kind', 'resource', 'operation'] as const).map((field) => ({
+    name: `missing ${field}`,
+    body: JSON.stringify(
+      withRequest((r) => {
+        // Rebuilt without the field: the review as a client that never sent it would.
+        for (const key of Object.keys(r)) if (key === field) Reflect.deleteProperty(r, key);
+      }),
+    ),
+    status: 400,
+    message: `invalid AdmissionReview: request.${field} is required`,
+  })),
+  {
+    name: 'userInfo not an object',
+    body: JSON.stringify(withRequest((r) => (r['userInfo'] = 'system:admin'))),
+    status: 400,
+    message: 'invalid AdmissionReview: request.userInfo must be object',
+  },
+  {
+    name: 'groups not a list of strings',
+    body: JSON.stringify(withRequest((r) => (r['userInfo'] = { username: 'a', groups: ['x', 7] }))),
+    status: 400,
+    message: 'invalid AdmissionReview: request.userInfo.groups.1 must be string',
+  },
+  {
+    name: 'kind without its kind',
+    body: JSON.stringify(withRequest((r) => (r['kind'] = { group: '', version: 'v1' }))),
+    status: 400,
+    message: 'invalid AdmissionReview: request.kind.kind is required',
+  },
+  {
+    name: 'resource of the wrong type',
+    body: JSON.stringify(withRequest((r) => (r['resource'] = { group: '', version: 'v1', resource: 5 }))),
+    status: 400,
+    message: 'invalid AdmissionReview: request.resource.resource must be string',
+  },
+  {
+    name: 'operation not one of the four',
+    body: JSON.stringify(withRequest((r) => (r['operation'] = 'create'))),
+    status: 400,
+    message: 'invalid AdmissionReview: request.operation must be one of CREATE, UPDATE, DELETE, CONNECT',
+  },
+  {
+    name: 'a uid longer than any the API server sends',
+    body: JSON.stringify(withRequest((r) => (r['uid'] = 'u'.repeat(129)))),
+    status: 400,
+    message: 'invalid AdmissionReview: request.uid must NOT have more than 128 characters',
+  },
+  {
+    name: 'dryRun not a boolean',
+    body: JSON.stringify(withRequest((r) => (r['dryRun'] = 'false'))),
+    status: 400,
+    message: 'invalid AdmissionReview: request.dryRun must be boolean',
+  },
   {
     name: 'wrong content type',
     body: JSON.stringify(podCreateReview()),
@@ -164,7 +219,15 @@ t.test('other paths and methods: 404 and 405-ish answers, never a 5xx', async (t
 t.test('the server survived all of it', async (t) => {
   t.equal((await srv.request('/healthz')).status, 200);
   const metrics = await srv.request('/metrics');
-  t.match(metrics.text, /portcullis_admission_decisions_total\{endpoint="validate",decision="invalid"\} \d+/);
+  t.match(
+    metrics.text,
+    /portcullis_admission_decisions_total\{endpoint="validate",decision="invalid"\} [1-9]\d*/,
+  );
+  t.match(
+    metrics.text,
+    /portcullis_admission_decisions_total\{endpoint="validate",decision="error"\} 0\n/,
+    'no server error among them',
+  );
   t.notOk(
     srv.logs().some((l) => typeof l['level'] === 'number' && l['level'] >= 50),
     'nothing logged as an error',
