@@ -99,7 +99,9 @@ export function readJsonBody(
       }
       taken += needed;
     }
-    chunks.push(chunk);
+    // A chunk can be a slice of a larger buffer the TLS layer read into: keeping the slice would
+    // keep all of it, so what the budget counts is copied out unless it is the whole buffer.
+    chunks.push(chunk.byteLength === chunk.buffer.byteLength ? chunk : Buffer.from(chunk));
   };
   const onEnd = (): void => {
     const text = Buffer.concat(chunks, received).toString('utf8');

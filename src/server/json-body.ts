@@ -1,9 +1,17 @@
-// Request bodies: JSON only, and never nested deeper than any Kubernetes object is. JSON.parse
-// itself copes with deep nesting, but whatever walks the result afterwards recurses; a cheap scan
-// of the raw text refuses `[[[[…` before anything is built from it.
+// Request bodies: JSON only, never nested deeper and never holding more objects and arrays than
+// any Kubernetes object does. JSON.parse itself copes with deep nesting, but whatever walks the
+// result afterwards recurses, and it builds every object before anything can count them; cheap
+// scans of the raw text refuse `[[[[…` and `[{},{},…` before anything is built from it.
 
 /** Deeper than any AdmissionReview: a pod's managedFields, the deepest part, stays under 30. */
 export const MAX_JSON_DEPTH = 256;
+/**
+ * Objects and arrays in one body. JSON.parse builds every one of them before anything can look at
+ * the result, and what the API server sends has a few thousand (a pod with 256 containers and
+ * its managedFields, some tens of thousands): a million empty containers in 3 MiB was 2 GiB of
+ * process and seconds of event loop. Counted on the raw text, as the depth is.
+ */
+export const MAX_JSON_NODES = 300_000;
 
 export class RequestError extends Error {
   constructor(
@@ -47,6 +55,25 @@ export function nestsDeeperThan(text: string, limit: number): boolean {
   return false;
 }
 
+/** Whether more than `limit` objects and arrays open in the text (brackets in strings do not count). */
+export function opensOutsideStringsMoreThan(text: string, limit: number): boolean {
+  // The native count first, as above: an ordinary body has far fewer brackets, strings and all.
+  if (!opensMoreThan(text, limit)) return false;
+  let count = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      let end = text.indexOf('"', i + 1);
+      while (end !== -1 && escaped(text, end)) end = text.indexOf('"', end + 1);
+      if (end === -1) return false;
+      i = end;
+    } else if ((c === OPEN_BRACE || c === OPEN_BRACKET) && ++count > limit) {
+      return true;
+    }
+  }
+  return false;
+}
+
 /** Whether `{` and `[` together occur more than `limit` times in `text`, in strings or not. */
 function opensMoreThan(text: string, limit: number): boolean {
   let count = 0;
@@ -68,6 +95,13 @@ export function parseJsonBody(text: string): unknown {
       400,
       'PORTCULLIS_ERR_JSON_TOO_DEEP',
       `body nests deeper than ${MAX_JSON_DEPTH} levels`,
+    );
+  }
+  if (opensOutsideStringsMoreThan(text, MAX_JSON_NODES)) {
+    throw new RequestError(
+      400,
+      'PORTCULLIS_ERR_JSON_TOO_LARGE',
+      `body holds more than ${MAX_JSON_NODES} JSON objects and arrays: no object the API server sends has that many`,
     );
   }
   try {

@@ -30,11 +30,11 @@ import { status } from './status.js';
 /** The API server sends objects up to 3 MiB, and an UPDATE carries two of them plus the envelope. */
 export const BODY_LIMIT = 8 * 1024 * 1024;
 /**
- * Bodies being received at once may hold this much beyond their allowance: six maximal UPDATEs,
+ * Bodies being received at once may hold this much beyond their allowance: four maximal UPDATEs,
  * far more than the API server ever has in flight to one replica, and with the rest of the
  * process well inside the shipped 256 MiB memory limit.
  */
-export const BODY_BUDGET = 48 * 1024 * 1024;
+export const BODY_BUDGET = 32 * 1024 * 1024;
 /** What every body may hold without drawing on the budget: a Pod review is 5–20 KB. */
 export const BODY_ALLOWANCE = 32 * 1024;
 /** Connections beyond this are closed at once: each holds TLS state, and its body allowance. */

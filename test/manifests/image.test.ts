@@ -242,7 +242,7 @@ t.test('multi-stage: built with dev dependencies, shipped on distroless without 
   t.equal(user, '65532:65532', 'the uid/gid the Deployment runs as');
   t.same(
     jsonArray(find('ENTRYPOINT').at(-1)),
-    ['/nodejs/bin/node', '--max-semi-space-size=4', '/app/bin/portcullis'],
+    ['/nodejs/bin/node', '--max-semi-space-size=4', '--max-old-space-size=160', '/app/bin/portcullis'],
     'the image is the portcullis command, with the node flags the bench measures',
   );
   t.same(jsonArray(find('CMD').at(-1)), ['serve']);
