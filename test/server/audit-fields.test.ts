@@ -5,6 +5,7 @@
 
 import t from 'tap';
 import { ANNOTATIONS, MAX_FIELD_LENGTH, MAX_GROUPS } from '../../src/audit/event.js';
+import { VERSION } from '../../src/version.js';
 import {
   admissionResponse,
   currentHash,
@@ -89,6 +90,7 @@ t.test('rejected bodies: the whole event, with the endpoint they were sent to', 
           [ANNOTATIONS.rulesetHash]: currentHash(srv.rules),
           [ANNOTATIONS.rulesetResourceVersion]: '4711',
           [ANNOTATIONS.endpoint]: endpoint,
+          [ANNOTATIONS.version]: VERSION,
         },
       },
       endpoint,
