@@ -96,27 +96,33 @@ export const SESSION_ANNOTATIONS = {
 /** A command line longer than this is cut in the record (the request itself is bounded at 8 MiB). */
 export const SESSION_COMMAND_MAX = 16 * 1024;
 
+/** Whether anything had to be cut (a command line, or a container name past MAX_FIELD_LENGTH). */
 export function addSessionAnnotations(
   annotations: Record<string, string>,
   request: AdmissionRequest,
   prefix: string,
-): void {
-  if (request.operation !== 'CONNECT') return;
+): boolean {
+  if (request.operation !== 'CONNECT') return false;
   const session = connectSession(request);
-  if (session === undefined) return;
+  if (session === undefined) return false;
+  let cut = false;
+  const bounded = (text: string, max: number): string => {
+    if (text.length <= max) return text;
+    cut = true;
+    return `${text.slice(0, max)}… (${text.length - max} more characters)`;
+  };
   if (session.subresource === 'exec') {
-    const line = session.commandLine;
-    annotations[prefix + SESSION_ANNOTATIONS.command] =
-      line.length <= SESSION_COMMAND_MAX
-        ? line
-        : `${line.slice(0, SESSION_COMMAND_MAX)}… (${line.length - SESSION_COMMAND_MAX} more characters)`;
+    annotations[prefix + SESSION_ANNOTATIONS.command] = bounded(session.commandLine, SESSION_COMMAND_MAX);
   }
+  // A container name is a DNS label (63 characters) in any pod, but the options carry what the
+  // caller wrote, and the answer echoes it.
   if (session.container !== undefined)
-    annotations[prefix + SESSION_ANNOTATIONS.container] = session.container;
+    annotations[prefix + SESSION_ANNOTATIONS.container] = bounded(session.container, MAX_FIELD_LENGTH);
   if (session.subresource !== 'portforward') {
     annotations[prefix + SESSION_ANNOTATIONS.stdin] = String(session.stdin);
     annotations[prefix + SESSION_ANNOTATIONS.tty] = String(session.tty);
   }
+  return cut;
 }
 
 /**
@@ -213,10 +219,10 @@ export function admissionEvent(
   if (outcome.violations !== '') annotations[ANNOTATIONS.violations] = outcome.violations;
   if (outcome.exceptions !== undefined && outcome.exceptions !== '')
     annotations[ANNOTATIONS.exceptions] = outcome.exceptions;
-  addSessionAnnotations(annotations, request, 'portcullis.io/');
+  const bounds = new Bounds();
+  if (addSessionAnnotations(annotations, request, 'portcullis.io/')) bounds.truncated = true;
   if (facts.client !== undefined) annotations[ANNOTATIONS.client] = facts.client;
 
-  const bounds = new Bounds();
   const { userInfo } = request;
   const user: UserInfo = {};
   if (userInfo.username !== undefined) user.username = bounds.text(userInfo.username);

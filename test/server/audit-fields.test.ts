@@ -4,7 +4,7 @@
 // spec, through /mutate (no patch: a running pod's spec takes none) and /validate (judged).
 
 import t from 'tap';
-import { ANNOTATIONS, MAX_FIELD_LENGTH, MAX_GROUPS } from '../../src/audit/event.js';
+import { ANNOTATIONS, MAX_FIELD_LENGTH, MAX_GROUPS, SESSION_COMMAND_MAX } from '../../src/audit/event.js';
 import { VERSION } from '../../src/version.js';
 import {
   admissionResponse,
@@ -12,6 +12,7 @@ import {
   defaultRules,
   localhostCertificates,
   podCreateReview,
+  podExecReview,
   startServer,
 } from '../helpers/server.js';
 
@@ -136,6 +137,36 @@ t.test('caller-supplied fields are cut to bounds, and the event says so', async 
   await srv.request('/validate', { body: podCreateReview() });
   t.notOk(ANNOTATIONS.truncated in (srv.audit.events.at(-1)?.annotations ?? {}), 'nothing cut, nothing said');
 });
+
+t.test(
+  'a CONNECT exec: the container and command it names are cut in the answer and the event',
+  async (t) => {
+    const review = podExecReview();
+    const options = review.request['object'] as Record<string, unknown>;
+    options['container'] = 'c'.repeat(200_000);
+    options['command'] = ['echo', 'a'.repeat(200_000)];
+    const reply = await srv.request('/validate', { body: review });
+    t.equal(reply.status, 200);
+    t.ok(reply.text.length < 64 * 1024, `the answer is ${reply.text.length} bytes`);
+    const answer = admissionResponse(reply);
+    const container = `${'c'.repeat(MAX_FIELD_LENGTH)}… (${200_000 - MAX_FIELD_LENGTH} more characters)`;
+    const line = `echo ${'a'.repeat(200_000)}`;
+    const command = `${line.slice(0, SESSION_COMMAND_MAX)}… (${line.length - SESSION_COMMAND_MAX} more characters)`;
+    t.equal(answer.auditAnnotations['container'], container);
+    t.equal(answer.auditAnnotations['command'], command);
+    const event = srv.audit.events.at(-1);
+    t.equal(event?.annotations['portcullis.io/container'], container);
+    t.equal(event?.annotations['portcullis.io/command'], command);
+    t.equal(event?.annotations[ANNOTATIONS.truncated], 'true');
+    t.ok(JSON.stringify(event).length < 64 * 1024, `the event is ${JSON.stringify(event).length} bytes`);
+
+    // Distractor: the exec as kubectl sends it is recorded whole, and nothing is said to be cut.
+    await srv.request('/validate', { body: podExecReview() });
+    const plain = srv.audit.events.at(-1);
+    t.equal(plain?.annotations['portcullis.io/container'], 'web');
+    t.notOk(ANNOTATIONS.truncated in (plain?.annotations ?? {}), 'nothing cut, nothing said');
+  },
+);
 
 t.test('a Pod UPDATE that changes the spec: /mutate sends no patch, /validate judges it', async (t) => {
   const before = podCreateReview().request.object;
