@@ -315,12 +315,14 @@ const events = (await readFile(files.audit, 'utf8'))
   .filter((l) => l !== '')
   .map((l) => JSON.parse(l) as AuditEvent);
 
+const largest = answers.reduce((a, b) => (b.bytes > a.bytes ? b : a));
 t.comment(
   `battery ${Math.round(batteryMs)} ms; peak RSS ${(peak / MiB).toFixed(0)} MiB ` +
     `(${(afterBigReviews / MiB).toFixed(0)} after the big reviews, ${(afterRules / MiB).toFixed(0)} after the rules attacks, ` +
     `${(afterSlowBodies / MiB).toFixed(0)} after the slow bodies); ` +
     `probes ${delays.length}, slowest ${Math.round(slowest.ms)} ms (${slowest.path}, during the ${phaseOf(slowest.at)}), ` +
     `${(slowest.ms / Math.max(1, baselineMax)).toFixed(1)}x the slowest of the baseline (${Math.round(baselineMax)} ms); ` +
+    `largest answer ${largest.bytes} bytes (${largest.what}); ` +
     `slow bodies: ${slowReplies.map((r) => r.status).join(' ')}`,
 );
 
