@@ -195,7 +195,7 @@ function requestOf(object: unknown): AdmissionRequest | string {
   }
   if (object['kind'] === 'AdmissionReview') {
     const parsed = requestFromSavedReview(object, 'default');
-    return parsed.ok ? parsed.request : parsed.message;
+    return parsed.ok ? parsed.request : parsed.error;
   }
   return createRequestFor({ ...object, apiVersion: object['apiVersion'], kind: object['kind'] }, 'default');
 }

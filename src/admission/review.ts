@@ -81,14 +81,14 @@ const validateReview = new Ajv({ allErrors: false, strict: false, verbose: true 
 /** The review, or a sentence saying what is wrong with it (for a 400 answer or the CLI). */
 export function parseAdmissionReview(
   body: unknown,
-): { ok: true; review: AdmissionReview } | { ok: false; message: string } {
+): { ok: true; review: AdmissionReview } | { ok: false; error: string } {
   // No cast: the schema's own type must be assignable to the core's (see the header).
   if (validateReview(body)) return { ok: true, review: body };
   const errors = validateReview.errors ?? [];
   // A failed anyOf comes last, after the failure of each of its branches.
   const error = errors.at(-1)?.keyword === 'anyOf' ? errors.at(-1) : errors[0];
-  if (error === undefined) return { ok: false, message: 'not an AdmissionReview' };
-  return { ok: false, message: `invalid AdmissionReview: ${describeError(error)}` };
+  if (error === undefined) return { ok: false, error: 'not an AdmissionReview' };
+  return { ok: false, error: `invalid AdmissionReview: ${describeError(error)}` };
 }
 
 function describeError(error: ErrorObject): string {
@@ -281,19 +281,19 @@ function connectRequestFor(kind: string, subResource: string, defaultNamespace: 
 export function requestFromSavedReview(
   review: Readonly<Record<string, unknown>>,
   defaultNamespace: string,
-): { ok: true; request: AdmissionRequest } | { ok: false; message: string } {
+): { ok: true; request: AdmissionRequest } | { ok: false; error: string } {
   const strict = parseAdmissionReview(review);
   if (strict.ok) return { ok: true, request: strict.review.request };
   if (review['apiVersion'] !== ADMISSION_API_VERSION && review['apiVersion'] !== 'admission.k8s.io/v1beta1') {
     return strict;
   }
   const request = review['request'];
-  if (!isObject(request)) return { ok: false, message: 'invalid AdmissionReview: request is required' };
+  if (!isObject(request)) return { ok: false, error: 'invalid AdmissionReview: request is required' };
   const operation = request['operation'];
   if (typeof operation !== 'string' || !OPERATION_NAMES.has(operation)) {
     return {
       ok: false,
-      message: 'invalid AdmissionReview: request.operation must be CREATE, UPDATE, DELETE or CONNECT',
+      error: 'invalid AdmissionReview: request.operation must be CREATE, UPDATE, DELETE or CONNECT',
     };
   }
   const object = isObject(request['object'])

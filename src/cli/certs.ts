@@ -112,7 +112,7 @@ export async function runCerts(options: CertsOptions): Promise<CertsRun> {
   const caCertPath = join(dir, CA_CERT_FILE);
   const caKeyPath = join(dir, CA_KEY_FILE);
   const existing = await readExistingCa(caCertPath, caKeyPath);
-  if (!existing.ok) return fail(existing.message);
+  if (!existing.ok) return fail(existing.error);
   if (existing.ca !== undefined) {
     const check = checkCertificateAuthority(existing.ca);
     if (!check.ok) {
@@ -183,19 +183,19 @@ export async function runCerts(options: CertsOptions): Promise<CertsRun> {
   return { exitCode: 0, output: `${Buffer.from(made.ca.cert).toString('base64')}\n`, messages };
 }
 
-type ExistingCa = { ok: true; ca: PemPair | undefined } | { ok: false; message: string };
+type ExistingCa = { ok: true; ca: PemPair | undefined } | { ok: false; error: string };
 
 /** The CA in the directory: both files, neither (a new CA is made), or a reason to stop. */
 async function readExistingCa(certPath: string, keyPath: string): Promise<ExistingCa> {
   const [cert, key] = await Promise.all([readOptional(certPath), readOptional(keyPath)]);
-  if (!cert.ok) return { ok: false, message: `cannot read ${certPath} (${cert.code})` };
-  if (!key.ok) return { ok: false, message: `cannot read ${keyPath} (${key.code})` };
+  if (!cert.ok) return { ok: false, error: `cannot read ${certPath} (${cert.code})` };
+  if (!key.ok) return { ok: false, error: `cannot read ${keyPath} (${key.code})` };
   if (cert.text === undefined && key.text === undefined) return { ok: true, ca: undefined };
   if (cert.text === undefined || key.text === undefined) {
     const [present, missing] = cert.text === undefined ? [keyPath, certPath] : [certPath, keyPath];
     return {
       ok: false,
-      message: `${present} is there but ${missing} is not: restore it, or remove ${present} to make a new CA`,
+      error: `${present} is there but ${missing} is not: restore it, or remove ${present} to make a new CA`,
     };
   }
   return { ok: true, ca: { cert: cert.text, key: key.text } };

@@ -327,7 +327,7 @@ function judgeDocument(
   if (kind === 'AdmissionReview') {
     const parsed = requestFromSavedReview(value, namespace);
     if (!parsed.ok) {
-      fail(document.line, parsed.message);
+      fail(document.line, parsed.error);
       return;
     }
     judge(parsed.request, parsed.request.object, ['request', 'object'], `${source}#${document.index}`);

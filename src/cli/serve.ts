@@ -122,7 +122,7 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
 
 function configMapRef(value: string): ConfigMapRef {
   const parsed = parseConfigMapRef(value);
-  if (!parsed.ok) throw new InvalidArgumentError(parsed.message);
+  if (!parsed.ok) throw new InvalidArgumentError(parsed.error);
   return parsed.ref;
 }
 
@@ -139,28 +139,28 @@ export async function runServe(options: ServeOptions): Promise<number> {
     return 2;
   };
   const certificate = await servingCertificate(options);
-  if (!certificate.ok) return fail([certificate.message]);
+  if (!certificate.ok) return fail([certificate.error]);
   const clientAuth = await clientAuthOptions(options);
-  if (!clientAuth.ok) return fail([clientAuth.message]);
+  if (!clientAuth.ok) return fail([clientAuth.error]);
 
   const destination = pino.destination({ dest: 1, sync: true });
   const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'info' }, destination);
   logger.info({ version: VERSION, node: process.version }, 'portcullis starting');
   const metrics = createMetrics();
   const sinks = await auditSinks(options, metrics, logger, destination);
-  if (!sinks.ok) return fail([sinks.message]);
+  if (!sinks.ok) return fail([sinks.error]);
 
   const rules = new RuleSetHolder(metrics);
   const watch = await watchRules(options, rules, logger);
   if (!watch.ok) {
     await Promise.all(sinks.sinks.map((sink) => sink.close()));
-    return fail([watch.message]);
+    return fail([watch.error]);
   }
   const clusterRoles = await watchClusterRoles(options, logger);
   if (!clusterRoles.ok) {
     await watch.watch.stop();
     await Promise.all(sinks.sinks.map((sink) => sink.close()));
-    return fail([clusterRoles.message]);
+    return fail([clusterRoles.error]);
   }
   const server = await createServer({
     rules,
@@ -216,7 +216,7 @@ async function watchRules(
   rules: RuleSetHolder,
   logger: Logger,
 ): Promise<
-  { ok: true; watch: RulesWatch; namespaces?: ReadonlyMap<string, unknown> } | { ok: false; message: string }
+  { ok: true; watch: RulesWatch; namespaces?: ReadonlyMap<string, unknown> } | { ok: false; error: string }
 > {
   if (options.rulesConfigmap === undefined) {
     const listener = { onRuleSet: rules.onRuleSet, onInvalid: rules.onInvalid };
@@ -232,7 +232,7 @@ async function watchRules(
   } catch (err) {
     return {
       ok: false,
-      message: `cannot load cluster credentials${options.kubeconfig === undefined ? '' : ` from ${options.kubeconfig}`}: ${err instanceof Error ? err.message : String(err)}`,
+      error: `cannot load cluster credentials${options.kubeconfig === undefined ? '' : ` from ${options.kubeconfig}`}: ${err instanceof Error ? err.message : String(err)}`,
     };
   }
   const sync =
@@ -269,7 +269,7 @@ async function watchRules(
 async function watchClusterRoles(
   options: ServeOptions,
   logger: Logger,
-): Promise<{ ok: true; watch: ClusterRolesWatch | undefined } | { ok: false; message: string }> {
+): Promise<{ ok: true; watch: ClusterRolesWatch | undefined } | { ok: false; error: string }> {
   if (options.rulesConfigmap === undefined) return { ok: true, watch: undefined };
   const { loadKubeConfig } = await import('../config/rules-configmap-watch.js');
   const { watchClusterRoles: watch } = await import('../config/cluster-roles-watch.js');
@@ -278,7 +278,7 @@ async function watchClusterRoles(
   } catch (err) {
     return {
       ok: false,
-      message: `cannot watch ClusterRoles: ${err instanceof Error ? err.message : String(err)}`,
+      error: `cannot watch ClusterRoles: ${err instanceof Error ? err.message : String(err)}`,
     };
   }
 }
@@ -286,29 +286,29 @@ async function watchClusterRoles(
 /** `--client-ca` read and checked now: a file that holds no CA is an error at start, not a 401 later. */
 async function clientAuthOptions(
   options: ServeOptions,
-): Promise<{ ok: true; clientAuth: ClientAuthOptions | undefined } | { ok: false; message: string }> {
+): Promise<{ ok: true; clientAuth: ClientAuthOptions | undefined } | { ok: false; error: string }> {
   if (options.clientCa === undefined) return { ok: true, clientAuth: undefined };
   let ca: string;
   try {
     ca = await readFile(options.clientCa, 'utf8');
   } catch (err) {
     const reason = err instanceof Error && 'code' in err ? String(err.code) : String(err);
-    return { ok: false, message: `--client-ca ${options.clientCa}: cannot read (${reason})` };
+    return { ok: false, error: `--client-ca ${options.clientCa}: cannot read (${reason})` };
   }
   const checked = checkClientCa(ca);
-  if (!checked.ok) return { ok: false, message: `--client-ca ${options.clientCa}: ${checked.reason}` };
+  if (!checked.ok) return { ok: false, error: `--client-ca ${options.clientCa}: ${checked.error}` };
   return { ok: true, clientAuth: { ca, names: options.clientName ?? [] } };
 }
 
-type CertificateResult = { ok: true; certificate: ServingCertificate } | { ok: false; message: string };
+type CertificateResult = { ok: true; certificate: ServingCertificate } | { ok: false; error: string };
 
 async function servingCertificate(options: ServeOptions): Promise<CertificateResult> {
   if (options.tlsCert !== undefined && options.tlsKey !== undefined) {
     const read = await readPair({ cert: options.tlsCert, key: options.tlsKey });
-    return read.ok ? read : { ok: false, message: read.reason };
+    return read.ok ? read : { ok: false, error: read.error };
   }
   if (options.tlsCert !== undefined || options.tlsKey !== undefined) {
-    return { ok: false, message: '--tls-cert and --tls-key go together' };
+    return { ok: false, error: '--tls-cert and --tls-key go together' };
   }
   const generated = await generateCertificates({
     dnsNames: ['localhost'],
@@ -323,7 +323,7 @@ async function servingCertificate(options: ServeOptions): Promise<CertificateRes
       `portcullis: its CA is ${caFile} (curl --cacert ${caFile} https://localhost:${options.port}/healthz)\n`,
   );
   const checked = checkPair({ cert: generated.cert, key: generated.key });
-  return checked.ok ? checked : { ok: false, message: checked.reason };
+  return checked.ok ? checked : { ok: false, error: checked.error };
 }
 
 async function auditSinks(
@@ -331,7 +331,7 @@ async function auditSinks(
   metrics: Metrics,
   logger: Logger,
   stdout: ReturnType<typeof pino.destination>,
-): Promise<{ ok: true; sinks: AuditSink[] } | { ok: false; message: string }> {
+): Promise<{ ok: true; sinks: AuditSink[] } | { ok: false; error: string }> {
   const sinks: AuditSink[] = [];
   if (options.auditLog !== undefined) {
     try {
@@ -339,12 +339,12 @@ async function auditSinks(
     } catch (err) {
       return {
         ok: false,
-        message: `--audit-log ${options.auditLog}: ${err instanceof Error ? err.message : String(err)}`,
+        error: `--audit-log ${options.auditLog}: ${err instanceof Error ? err.message : String(err)}`,
       };
     }
   }
   if (options.auditWebhookCa !== undefined && options.auditWebhook === undefined) {
-    return { ok: false, message: '--audit-webhook-ca goes with --audit-webhook' };
+    return { ok: false, error: '--audit-webhook-ca goes with --audit-webhook' };
   }
   if (options.auditWebhook !== undefined) {
     let ca: string | undefined;
@@ -359,7 +359,7 @@ async function auditSinks(
       );
     } catch (err) {
       await Promise.all(sinks.map((s) => s.close()));
-      return { ok: false, message: `--audit-webhook: ${err instanceof Error ? err.message : String(err)}` };
+      return { ok: false, error: `--audit-webhook: ${err instanceof Error ? err.message : String(err)}` };
     }
   }
   if (sinks.length === 0) {

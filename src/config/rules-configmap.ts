@@ -18,16 +18,16 @@ const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
 /** `NAMESPACE/NAME`, as given to `--rules-configmap`. */
 export function parseConfigMapRef(
   text: string,
-): { ok: true; ref: ConfigMapRef } | { ok: false; message: string } {
+): { ok: true; ref: ConfigMapRef } | { ok: false; error: string } {
   const [namespace, name, extra] = text.split('/');
   if (namespace === undefined || name === undefined || extra !== undefined) {
-    return { ok: false, message: `"${text}" is not NAMESPACE/NAME` };
+    return { ok: false, error: `"${text}" is not NAMESPACE/NAME` };
   }
   if (namespace.length > 63 || !NAMESPACE.test(namespace)) {
-    return { ok: false, message: `"${namespace}" is not a valid namespace name` };
+    return { ok: false, error: `"${namespace}" is not a valid namespace name` };
   }
   if (name.length > 253 || !NAME.test(name)) {
-    return { ok: false, message: `"${name}" is not a valid ConfigMap name` };
+    return { ok: false, error: `"${name}" is not a valid ConfigMap name` };
   }
   return { ok: true, ref: { namespace, name } };
 }

@@ -107,7 +107,7 @@ export interface CheckDefinition {
   compileParams(
     raw: unknown,
     version?: KubeVersion,
-  ): { ok: true; compiled: CompiledCheck } | { ok: false; issues: ParamIssue[] };
+  ): { ok: true; compiled: CompiledCheck } | { ok: false; errors: ParamIssue[] };
 }
 
 // One Ajv for all param schemas: they are compiled once, when the check module loads.
@@ -131,9 +131,9 @@ export function defineCheck<P, V>(spec: CheckSpec<P, V>): CheckDefinition {
     compileParams(raw, version = LATEST) {
       // useDefaults writes into its input: never into the caller's RuleSet.
       const params: unknown = structuredClone(raw ?? {});
-      if (!validateSchema(params)) return { ok: false, issues: schemaIssues(validateSchema.errors ?? []) };
+      if (!validateSchema(params)) return { ok: false, errors: schemaIssues(validateSchema.errors ?? []) };
       const issues = spec.validate?.(params) ?? [];
-      if (issues.length > 0) return { ok: false, issues };
+      if (issues.length > 0) return { ok: false, errors: issues };
       const chosen = versions.filter((v) => compareKubeVersions(v.minimumVersion, version) <= 0).at(-1);
       if (chosen === undefined) throw new Error(`check ${spec.id}: no version for ${version}`);
       const evaluate = chosen.compile(params);

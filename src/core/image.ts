@@ -35,18 +35,18 @@ const TAG_RE = new RegExp(`^${TAG}$`);
 const DIGEST_RE = new RegExp(`^${DIGEST}$`);
 const ANCHORED_ID_RE = /^[a-f0-9]{64}$/;
 
-export type ParseResult = { ok: true; ref: ImageReference } | { ok: false; reason: string };
+export type ParseResult = { ok: true; ref: ImageReference } | { ok: false; error: string };
 
 /** No valid reference comes near this; a longer string is refused before any pattern runs on it. */
 const REFERENCE_LENGTH_MAX = 1024;
 
 export function parseImageReference(input: string): ParseResult {
-  if (input === '') return { ok: false, reason: 'is empty' };
+  if (input === '') return { ok: false, error: 'is empty' };
   if (input.length > REFERENCE_LENGTH_MAX) {
-    return { ok: false, reason: `is longer than ${REFERENCE_LENGTH_MAX} characters` };
+    return { ok: false, error: `is longer than ${REFERENCE_LENGTH_MAX} characters` };
   }
   if (ANCHORED_ID_RE.test(input)) {
-    return { ok: false, reason: 'is a bare image ID, not a repository reference' };
+    return { ok: false, error: 'is a bare image ID, not a repository reference' };
   }
 
   let rest = input;
@@ -55,7 +55,7 @@ export function parseImageReference(input: string): ParseResult {
   if (at !== -1) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!DIGEST_RE.test(digest)) return { ok: false, reason: `has an invalid digest "${digest}"` };
+    if (!DIGEST_RE.test(digest)) return { ok: false, error: `has an invalid digest "${digest}"` };
   }
 
   // A tag follows the last ':' that comes after the last '/'; an earlier ':' is a registry port.
@@ -64,21 +64,20 @@ export function parseImageReference(input: string): ParseResult {
   if (colon > rest.lastIndexOf('/')) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
-    if (!TAG_RE.test(tag)) return { ok: false, reason: `has an invalid tag "${tag}"` };
+    if (!TAG_RE.test(tag)) return { ok: false, error: `has an invalid tag "${tag}"` };
   }
 
-  if (rest === '') return { ok: false, reason: 'has no repository name' };
+  if (rest === '') return { ok: false, error: 'has no repository name' };
 
   const split = splitDomain(rest);
-  if (!DOMAIN_RE.test(split.domain))
-    return { ok: false, reason: `has an invalid registry "${split.domain}"` };
+  if (!DOMAIN_RE.test(split.domain)) return { ok: false, error: `has an invalid registry "${split.domain}"` };
   if (split.path !== split.path.toLowerCase())
-    return { ok: false, reason: 'repository name must be lowercase' };
+    return { ok: false, error: 'repository name must be lowercase' };
   if (!PATH_RE.test(split.path))
-    return { ok: false, reason: `has an invalid repository path "${split.path}"` };
+    return { ok: false, error: `has an invalid repository path "${split.path}"` };
   // The runtime limits the repository path after normalisation (`library/` included), not the host.
   if (split.path.length > NAME_TOTAL_LENGTH_MAX) {
-    return { ok: false, reason: `repository name is longer than ${NAME_TOTAL_LENGTH_MAX} characters` };
+    return { ok: false, error: `repository name is longer than ${NAME_TOTAL_LENGTH_MAX} characters` };
   }
   return { ok: true, ref: { domain: split.domain, path: split.path, tag, digest } };
 }

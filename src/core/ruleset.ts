@@ -134,7 +134,7 @@ export function compileRuleSet(
         if (params !== undefined && !isObject(params)) return;
         const result = checks.get(rule['check'])?.compileParams(params);
         if (result !== undefined && !result.ok)
-          for (const issue of result.issues)
+          for (const issue of result.errors)
             errors.push({ path: ['rules', i, 'params', ...issue.path], message: issue.message });
       });
     }
@@ -164,7 +164,7 @@ export function compileRuleSet(
     }
     const result = check.compileParams(rule.params);
     if (!result.ok) {
-      for (const issue of result.issues)
+      for (const issue of result.errors)
         errors.push({
           path: ['rules', i, 'params', ...issue.path],
           message: issue.message,

@@ -189,7 +189,7 @@ export const admissionRoutes: FastifyPluginCallback<AdmissionRoutesOptions> = (a
     schema: { response: ANSWER_SCHEMA },
     handler: (request: FastifyRequest) => {
       const parsed = parseAdmissionReview(request.body);
-      if (!parsed.ok) throw new RequestError(400, 'PORTCULLIS_ERR_INVALID_REVIEW', parsed.message);
+      if (!parsed.ok) throw new RequestError(400, 'PORTCULLIS_ERR_INVALID_REVIEW', parsed.error);
       // Read once: a RuleSet swapped in meanwhile applies from the next request on.
       const loaded = rules.current;
       const respond = (extra?: EvaluationContext): AdmissionReviewAnswer => {

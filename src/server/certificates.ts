@@ -21,20 +21,20 @@ export interface ServingCertificate extends CertificatePair {
   notAfter: Date;
 }
 
-export type PairCheck = { ok: true; certificate: ServingCertificate } | { ok: false; reason: string };
+export type PairCheck = { ok: true; certificate: ServingCertificate } | { ok: false; error: string };
 
 export function checkPair(pair: CertificatePair): PairCheck {
   let x509: X509Certificate;
   try {
     x509 = new X509Certificate(pair.cert);
   } catch (err) {
-    return { ok: false, reason: `certificate does not parse (${errorMessage(err)})` };
+    return { ok: false, error: `certificate does not parse (${errorMessage(err)})` };
   }
   try {
     if (!x509.checkPrivateKey(createPrivateKey(pair.key)))
-      return { ok: false, reason: 'key does not match certificate' };
+      return { ok: false, error: 'key does not match certificate' };
   } catch (err) {
-    return { ok: false, reason: `key does not parse (${errorMessage(err)})` };
+    return { ok: false, error: `key does not parse (${errorMessage(err)})` };
   }
   return {
     ok: true,
@@ -51,17 +51,17 @@ export async function readPair(files: CertificateFiles): Promise<PairCheck> {
   const read = await readFiles(files);
   if (!read.ok) return read;
   const checked = checkPair(read.pair);
-  return checked.ok ? checked : { ok: false, reason: `${files.cert}, ${files.key}: ${checked.reason}` };
+  return checked.ok ? checked : { ok: false, error: `${files.cert}, ${files.key}: ${checked.error}` };
 }
 
 async function readFiles(
   files: CertificateFiles,
-): Promise<{ ok: true; pair: CertificatePair } | { ok: false; reason: string }> {
+): Promise<{ ok: true; pair: CertificatePair } | { ok: false; error: string }> {
   try {
     const [cert, key] = await Promise.all([readFile(files.cert, 'utf8'), readFile(files.key, 'utf8')]);
     return { ok: true, pair: { cert, key } };
   } catch (err) {
-    return { ok: false, reason: `cannot read (${errorMessage(err)})` };
+    return { ok: false, error: `cannot read (${errorMessage(err)})` };
   }
 }
 
@@ -163,10 +163,10 @@ export class CertificateWatcher {
     const read = files.ok ? checkPair(files.pair) : files;
     if (!read.ok) {
       // Logged once per distinct state, not once per poll, until the files change.
-      if (read.reason !== this.#lastRejected) {
-        this.#lastRejected = read.reason;
+      if (read.error !== this.#lastRejected) {
+        this.#lastRejected = read.error;
         this.#logger.warn(
-          { reason: read.reason, serialNumber: this.#current.serialNumber },
+          { reason: read.error, serialNumber: this.#current.serialNumber },
           'certificate files not usable yet; keeping the pair in use',
         );
       }

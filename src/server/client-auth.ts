@@ -29,17 +29,17 @@ export function clientAuthTlsOptions(options: ClientAuthOptions): {
 }
 
 /** Whether the text holds at least one CA certificate, or why not. */
-export function checkClientCa(pem: string): { ok: true; count: number } | { ok: false; reason: string } {
+export function checkClientCa(pem: string): { ok: true; count: number } | { ok: false; error: string } {
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0) return { ok: false, reason: 'holds no PEM certificate' };
+  if (blocks.length === 0) return { ok: false, error: 'holds no PEM certificate' };
   for (const block of blocks) {
     try {
       const cert = new X509Certificate(block);
-      if (!cert.ca) return { ok: false, reason: `certificate "${cert.subject}" is not a CA certificate` };
+      if (!cert.ca) return { ok: false, error: `certificate "${cert.subject}" is not a CA certificate` };
     } catch (err) {
       return {
         ok: false,
-        reason: `cannot read a certificate: ${err instanceof Error ? err.message : String(err)}`,
+        error: `cannot read a certificate: ${err instanceof Error ? err.message : String(err)}`,
       };
     }
   }

@@ -91,7 +91,7 @@ const SELF_CHECK_REVIEW = {
 function selfCheck(judge: Judge): string | undefined {
   try {
     const parsed = parseAdmissionReview(SELF_CHECK_REVIEW);
-    if (!parsed.ok) return parsed.message;
+    if (!parsed.ok) return parsed.error;
     for (const answer of [validateReview, mutateReview]) {
       const { response } = answer(parsed.review, judge).review;
       if (response.uid !== SELF_CHECK_REVIEW.request.uid) return 'the answer does not echo the uid';

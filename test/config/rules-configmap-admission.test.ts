@@ -81,7 +81,7 @@ function review(object: unknown, o: Options = {}): AdmissionRequest {
     }),
   );
   const parsed = parseAdmissionReview(body);
-  if (!parsed.ok) throw new Error(parsed.message);
+  if (!parsed.ok) throw new Error(parsed.error);
   return parsed.review.request;
 }
 
@@ -205,13 +205,13 @@ t.test('parseConfigMapRef', async (t) => {
   t.same(parseConfigMapRef('portcullis/portcullis-rules'), { ok: true, ref });
   t.same(parseConfigMapRef('portcullis-rules'), {
     ok: false,
-    message: '"portcullis-rules" is not NAMESPACE/NAME',
+    error: '"portcullis-rules" is not NAMESPACE/NAME',
   });
-  t.same(parseConfigMapRef('a/b/c'), { ok: false, message: '"a/b/c" is not NAMESPACE/NAME' });
+  t.same(parseConfigMapRef('a/b/c'), { ok: false, error: '"a/b/c" is not NAMESPACE/NAME' });
   t.same(parseConfigMapRef('Portcullis/rules'), {
     ok: false,
-    message: '"Portcullis" is not a valid namespace name',
+    error: '"Portcullis" is not a valid namespace name',
   });
-  t.same(parseConfigMapRef('portcullis/'), { ok: false, message: '"" is not a valid ConfigMap name' });
+  t.same(parseConfigMapRef('portcullis/'), { ok: false, error: '"" is not a valid ConfigMap name' });
   t.same(parseConfigMapRef('ns/rules.v2'), { ok: true, ref: { namespace: 'ns', name: 'rules.v2' } });
 });

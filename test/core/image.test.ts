@@ -73,11 +73,11 @@ for (const [input, expected] of cases) {
     async (t) => {
       const parsed = parseImageReference(input);
       if ('reason' in expected) {
-        t.same(parsed, { ok: false, reason: expected.reason });
+        t.same(parsed, { ok: false, error: expected.reason });
         return;
       }
       if (!parsed.ok) {
-        t.fail(`refused: ${parsed.reason}`);
+        t.fail(`refused: ${parsed.error}`);
         return;
       }
       t.same(

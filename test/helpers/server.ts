@@ -85,7 +85,7 @@ export async function localhostCertificates(
 
 export function serving(generated: { cert: string; key: string }): ServingCertificate {
   const checked = checkPair(generated);
-  if (!checked.ok) throw new Error(checked.reason);
+  if (!checked.ok) throw new Error(checked.error);
   return checked.certificate;
 }
 

@@ -152,9 +152,9 @@ t.test(
 t.test('--client-ca must hold CA certificates', async (t) => {
   t.same(checkClientCa(clientCa.ca.cert), { ok: true, count: 1 });
   t.same(checkClientCa(`${clientCa.ca.cert}\n${otherCa.ca.cert}`), { ok: true, count: 2 });
-  t.same(checkClientCa('not a certificate'), { ok: false, reason: 'holds no PEM certificate' });
+  t.same(checkClientCa('not a certificate'), { ok: false, error: 'holds no PEM certificate' });
   t.same(checkClientCa(clientCa.cert), {
     ok: false,
-    reason: 'certificate "CN=kube-apiserver" is not a CA certificate',
+    error: 'certificate "CN=kube-apiserver" is not a CA certificate',
   });
 });

@@ -173,7 +173,7 @@ function compileControl(control: Control, version: KubeVersion): CompiledCheck {
   const result = control.check.compileParams(control.params, version);
   if (!result.ok) {
     throw new Error(
-      `podSecurity control ${control.id}: params do not compile: ${JSON.stringify(result.issues)}`,
+      `podSecurity control ${control.id}: params do not compile: ${JSON.stringify(result.errors)}`,
     );
   }
   return result.compiled;

@@ -23,7 +23,7 @@ interface Params {
 }
 
 /** What an image reference comes to under one rule: not a reference, or a repository and whether it is trusted. */
-type ImageVerdict = { ok: false; reason: string } | { ok: true; repository: string; trusted: boolean };
+type ImageVerdict = { ok: false; error: string } | { ok: true; repository: string; trusted: boolean };
 
 const VERDICT_CACHE_SIZE = 1024;
 /** Longer than any valid reference (a 255-character repository, a 128-character tag, a digest, a host). */
@@ -32,9 +32,9 @@ const MAX_CACHED_IMAGE_LENGTH = 1024;
 /** Validates one `registries` entry and returns its normalised form, or why it is not one. */
 export function normaliseRegistryEntry(
   entry: string,
-): { ok: true; value: string } | { ok: false; reason: string } {
+): { ok: true; value: string } | { ok: false; error: string } {
   if (entry.includes('*')) {
-    return { ok: false, reason: 'must not contain "*": an entry already trusts every repository below it' };
+    return { ok: false, error: 'must not contain "*": an entry already trusts every repository below it' };
   }
   const trimmed = entry.endsWith('/') ? entry.slice(0, -1) : entry;
   const slash = trimmed.indexOf('/');
@@ -46,11 +46,11 @@ export function normaliseRegistryEntry(
     const hub = trimmed.includes('/') ? `docker.io/${trimmed}` : `docker.io/library/${trimmed}`;
     return {
       ok: false,
-      reason: `must start with a registry host (with a "." or a port, or "localhost"), e.g. "${hub}"`,
+      error: `must start with a registry host (with a "." or a port, or "localhost"), e.g. "${hub}"`,
     };
   }
   if (path !== '' && !PATH_RE.test(path))
-    return { ok: false, reason: `has an invalid repository path "${path}"` };
+    return { ok: false, error: `has an invalid repository path "${path}"` };
   return { ok: true, value: path === '' ? normaliseDomain(domain) : `${normaliseDomain(domain)}/${path}` };
 }
 
@@ -70,7 +70,7 @@ export const trustedRegistries = defineCheck<Params, PodView>({
     const issues: ParamIssue[] = [];
     params.registries.forEach((entry, i) => {
       const result = normaliseRegistryEntry(entry);
-      if (!result.ok) issues.push({ path: ['registries', i], message: `"${entry}" ${result.reason}` });
+      if (!result.ok) issues.push({ path: ['registries', i], message: `"${entry}" ${result.error}` });
     });
     return issues;
   },
@@ -91,7 +91,7 @@ export const trustedRegistries = defineCheck<Params, PodView>({
         const verdicts = new BoundedCache<ImageVerdict>(VERDICT_CACHE_SIZE, MAX_CACHED_IMAGE_LENGTH);
         const judgeImage = (image: string): ImageVerdict => {
           const parsed = parseImageReference(image);
-          if (!parsed.ok) return { ok: false, reason: parsed.reason };
+          if (!parsed.ok) return { ok: false, error: parsed.error };
           const repository = repositoryOf(parsed.ref);
           return { ok: true, repository, trusted: isTrusted(repository) };
         };
@@ -110,7 +110,7 @@ export const trustedRegistries = defineCheck<Params, PodView>({
             if (!verdict.ok) {
               findings.push({
                 path: [...c.path, 'image'],
-                message: `${containerLabel(c)}: image "${c.image}" is not a valid image reference: ${verdict.reason}`,
+                message: `${containerLabel(c)}: image "${c.image}" is not a valid image reference: ${verdict.error}`,
               });
               continue;
             }

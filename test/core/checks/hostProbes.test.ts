@@ -177,6 +177,6 @@ t.test('malformed values fail closed', async (t) => {
 t.test('params', async (t) => {
   t.same(CHECKS.get('hostProbes')?.compileParams({ hosts: [] }), {
     ok: false,
-    issues: [{ path: ['hosts'], message: 'unknown field' }],
+    errors: [{ path: ['hosts'], message: 'unknown field' }],
   });
 });

@@ -255,7 +255,7 @@ t.test('params name the field', async (t) => {
   if (check === undefined) throw new Error('podSecurity is not registered');
   const issues = (params: unknown) => {
     const result = check.compileParams(params);
-    return result.ok ? [] : result.issues;
+    return result.ok ? [] : result.errors;
   };
   t.same(issues({}), [{ path: ['level'], message: 'is required' }]);
   t.same(issues({ level: 'privileged' }), [
@@ -285,7 +285,7 @@ t.test('every control compiles at every version, and names a registered check', 
     );
     for (let minor = 0; minor <= 37; minor++) {
       const result = control.check.compileParams(control.params, `v1.${minor}`);
-      if (!result.ok) t.fail(`${control.id} at v1.${minor}: ${JSON.stringify(result.issues)}`);
+      if (!result.ok) t.fail(`${control.id} at v1.${minor}: ${JSON.stringify(result.errors)}`);
     }
   }
   t.ok(CONTROLS.length > 0);

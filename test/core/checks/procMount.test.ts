@@ -172,7 +172,7 @@ t.test('params', async (t) => {
   const check = CHECKS.get('procMount');
   t.same(check?.compileParams({ relaxInUserNamespace: 'no' }), {
     ok: false,
-    issues: [{ path: ['relaxInUserNamespace'], message: 'must be boolean' }],
+    errors: [{ path: ['relaxInUserNamespace'], message: 'must be boolean' }],
   });
-  t.same(check?.compileParams({ x: 1 }), { ok: false, issues: [{ path: ['x'], message: 'unknown field' }] });
+  t.same(check?.compileParams({ x: 1 }), { ok: false, errors: [{ path: ['x'], message: 'unknown field' }] });
 });

@@ -169,15 +169,15 @@ t.test('params name the bad entry', async (t) => {
   const check = CHECKS.get('sysctls');
   t.same(check?.compileParams({ allowed: ['net.core.somaxconn', 'Kernel.Msg*', ''] }), {
     ok: false,
-    issues: [{ path: ['allowed', 2], message: 'must NOT have fewer than 1 characters' }],
+    errors: [{ path: ['allowed', 2], message: 'must NOT have fewer than 1 characters' }],
   });
   t.same(check?.compileParams({ allowed: ['net.core.somaxconn', 'kernel.msg*'] }), {
     ok: false,
-    issues: [{ path: ['allowed', 1], message: '"kernel.msg*" is not a sysctl name' }],
+    errors: [{ path: ['allowed', 1], message: '"kernel.msg*" is not a sysctl name' }],
   });
   t.same(check?.compileParams({ allowed: ['a.b', 'a.b'] }), {
     ok: false,
-    issues: [
+    errors: [
       { path: ['allowed'], message: 'must NOT have duplicate items (items ## 1 and 0 are identical)' },
     ],
   });

@@ -159,12 +159,12 @@ t.test('params', async (t) => {
   const check = CHECKS.get('volumeTypes');
   const bad = check?.compileParams({ allowed: ['emptyDir', 'hostpath'] });
   t.equal(bad?.ok, false);
-  t.match(bad?.ok === false ? bad.issues : [], [
+  t.match(bad?.ok === false ? bad.errors : [], [
     { path: ['allowed', 1], message: /^must be one of: "awsElasticBlockStore", / },
   ]);
   t.same(check?.compileParams({ allowed: ['secret', 'secret'] }), {
     ok: false,
-    issues: [
+    errors: [
       { path: ['allowed'], message: 'must NOT have duplicate items (items ## 0 and 1 are identical)' },
     ],
   });
