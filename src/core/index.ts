@@ -22,11 +22,16 @@ export { CEL_TARGET } from './cel/target.js';
 export { BINDING_TARGET, readRole, ROLE_TARGET, type RoleView } from './rbac.js';
 export { RoleIndex, type RoleLookup } from './grants.js';
 export {
-  CONNECT_TARGET,
   connectSession,
   formatCommandLine,
+  podSessions,
+  recordedCommandLine,
+  SESSION_KINDS,
+  SESSION_TARGET,
   wantsConnectPod,
   type ConnectView,
+  type DebugView,
+  type SessionView,
 } from './connect.js';
 export type { Target } from './target.js';
 export { LATEST, parseKubeVersion, type KubeVersion } from './version.js';

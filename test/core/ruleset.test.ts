@@ -217,7 +217,7 @@ t.test('params errors, per check, with their paths', async (t) => {
     [
       'podExec',
       { subresources: ['exec', 'proxy'] },
-      ['rules[0].params.subresources[1]: must be one of: "exec", "attach", "portforward"'],
+      ['rules[0].params.subresources[1]: must be one of: "exec", "attach", "portforward", "debug"'],
     ],
     [
       'podExec',

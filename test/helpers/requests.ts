@@ -121,3 +121,98 @@ export function connectRequest(
 export function execOptions(command: string[], extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { stdout: true, stderr: true, container: 'app', command, ...extra };
 }
+
+/** The pod `shop/web` before `kubectl debug`: one container, the service-account token volume every pod gets. */
+export function runningPod(extra: { ephemeralContainers?: unknown[]; labels?: Record<string, string> } = {}) {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'web', namespace: 'shop', labels: { app: 'web', ...extra.labels } },
+    spec: {
+      securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
+      containers: [
+        {
+          name: 'app',
+          image: 'registry.k8s.io/pause:3.10',
+          volumeMounts: [
+            {
+              name: 'kube-api-access-7xq2p',
+              mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',
+              readOnly: true,
+            },
+          ],
+        },
+      ],
+      volumes: [
+        {
+          name: 'kube-api-access-7xq2p',
+          projected: {
+            sources: [
+              { serviceAccountToken: { expirationSeconds: 3607, path: 'token' } },
+              { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+            ],
+          },
+        },
+        { name: 'tls', secret: { secretName: 'web-tls' } },
+        { name: 'settings', configMap: { name: 'web-settings' } },
+        { name: 'scratch', emptyDir: {} },
+      ],
+      ...(extra.ephemeralContainers === undefined ? {} : { ephemeralContainers: extra.ephemeralContainers }),
+    },
+  };
+}
+
+/** An ephemeral container as `kubectl debug web --image=IMAGE --target=app -- ARGV...` writes it. */
+export function debugContainer(
+  name: string,
+  command: string[] | undefined,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    name,
+    image: 'busybox',
+    ...(command === undefined ? {} : { command }),
+    targetContainerName: 'app',
+    terminationMessagePolicy: 'File',
+    imagePullPolicy: 'Always',
+    resources: {},
+    ...extra,
+  };
+}
+
+/**
+ * `kubectl debug` as kube-apiserver 1.34 sends it (checked in test/e2e/exec.test.ts): an UPDATE of
+ * pods/ephemeralcontainers of pod `shop/web`, the Pod with its new spec.ephemeralContainers as
+ * `object`, the pod before as `oldObject`.
+ */
+export function debugRequest(
+  added: unknown[],
+  options: {
+    before?: unknown[];
+    labels?: Record<string, string>;
+    username?: string;
+    groups?: string[];
+    namespace?: string;
+  } = {},
+): AdmissionRequest {
+  const before = options.before ?? [];
+  const labels = options.labels ?? {};
+  const namespace = options.namespace ?? 'shop';
+  const withNamespace = <T extends { metadata: Record<string, unknown> }>(pod: T): T => ({
+    ...pod,
+    metadata: { ...pod.metadata, namespace },
+  });
+  return {
+    ...requestFor('Pod', withNamespace(runningPod({ ephemeralContainers: [...before, ...added], labels })), {
+      operation: 'UPDATE',
+      subResource: 'ephemeralcontainers',
+      namespace,
+      username: options.username ?? 'alice',
+      groups: options.groups ?? ['system:authenticated'],
+      oldObject: withNamespace(
+        runningPod({ ...(before.length === 0 ? {} : { ephemeralContainers: before }), labels }),
+      ),
+    }),
+    name: 'web',
+  };
+}

@@ -3,59 +3,71 @@
  *
  * `kubectl exec` into a pod runs anything its image holds with the pod's service account token at
  * hand; `attach` joins the main process's terminal; `port-forward` reaches its ports past every
- * NetworkPolicy. Bastion-style audits ask who may, what they may run, and that every try is on record.
+ * NetworkPolicy; `kubectl debug` adds a container of any image to the pod, sharing a container's
+ * processes and file system (`--target`: /proc/1/root/…) and able to mount the pod's volumes.
+ * Bastion-style audits ask who may, what they may run, and that every try is on record.
  *
  * Objects: CONNECT on pods/exec (PodExecOptions), pods/attach (PodAttachOptions) and
- * pods/portforward (PodPortForwardOptions). Every other CONNECT (nodes/proxy, services/proxy,
- * pods/proxy) is not judged.
- * Fields read: command[] (exec), container, stdin, tty; the request's namespace, name and userInfo;
- * with `podSelector`, the pod's labels from EvaluationContext.connectPod.
+ * pods/portforward (PodPortForwardOptions); UPDATE of pods/ephemeralcontainers (`debug`: the Pod),
+ * each ephemeral container it adds (absent by name from oldObject) judged as a session of its own.
+ * Every other CONNECT (nodes/proxy, services/proxy, pods/proxy) is not judged.
+ * Fields read: command[] (exec), container, stdin, tty; debug: spec.ephemeralContainers[] name,
+ * image, command[], args[], stdin, tty, volumeMounts[], spec.volumes[] (which hold secrets or
+ * tokens), oldObject.spec.ephemeralContainers[].name, the pod's labels; the request's namespace,
+ * name and userInfo; with `podSelector` on a CONNECT, the pod's labels from EvaluationContext.connectPod.
  * Denied, each reason its own finding, for the subresources in `subresources` only:
  * - a user that is not in `users` and in none of `groups`, when either is given (globs, `*` any run);
  * - with `podSelector`, a pod without every one of its labels, or whose labels are unknown (the
  *   lookup failed, or nobody looked: `portcullis check` has no cluster);
- * - with `allowInteractive: false`, a session with both stdin and tty (exec and attach);
- * - exec only: a command line matching a `denyCommands` pattern (the first one is cited), or, when
- *   `allowCommands` is given, one matching none of its patterns. The command line is the argv joined
- *   by spaces, each argument that is empty or holds anything but `A-Za-z0-9_@%+=:,./-` single-quoted
- *   (`sh -c 'cat /etc/x'`); a pattern matches the whole line, `*` any run of characters (spaces and
- *   quotes included), everything else literally and case-sensitively.
+ * - with `allowInteractive: false`, a session with both stdin and tty (exec, attach and debug);
+ * - exec and debug: a command line matching a `denyCommands` pattern (the first one is cited), or,
+ *   when `allowCommands` is given, one matching none of its patterns. The command line is the argv
+ *   (debug: command then args) joined by spaces, each argument that is empty or holds anything but
+ *   `A-Za-z0-9_@%+=:,./-` single-quoted (`sh -c 'cat /etc/x'`); a pattern matches the whole line, `*`
+ *   any run of characters (spaces and quotes included), everything else literally and
+ *   case-sensitively. A debug container without `command` runs its image's entrypoint, which
+ *   admission cannot see: `denyCommands` are matched against its args alone (the command itself for
+ *   an image without an ENTRYPOINT, such as busybox), and `allowCommands` denies it (fail closed);
+ * - debug, with `allowSecretMounts: false`: mounting a pod volume that holds a secret or a
+ *   service-account token (`secret`; `projected` with a secret or serviceAccountToken source).
  * Commands typed inside an interactive shell are never seen: deny patterns catch the first command
  * line only. The boundary is `allowCommands` with `allowInteractive: false`, or who may at all.
  * Versions: v1.0.
- * Params: subresources (default [exec, attach, portforward]); users, groups (globs; default anyone);
- * allowInteractive (default true); denyCommands (globs, default none); allowCommands (globs, default
- * any command); podSelector: {matchLabels: {key: value}} (default none).
+ * Params: subresources (default [exec, attach, portforward, debug]); users, groups (globs; default
+ * anyone); allowInteractive (default true); denyCommands (globs, default none); allowCommands (globs,
+ * default any command); allowSecretMounts (default true); podSelector: {matchLabels: {key: value}}
+ * (default none).
  */
 
 import { defineCheck, type Finding } from '../check.js';
 import {
-  CONNECT_SUBRESOURCES,
-  CONNECT_TARGET,
   describeSession,
-  type ConnectSubresource,
-  type ConnectView,
+  SESSION_KINDS,
+  SESSION_TARGET,
+  type SessionKind,
+  type SessionView,
 } from '../connect.js';
 import { compileFirstMatch, compileGlobs } from '../glob.js';
-import type { PodLookup, UserInfo } from '../types.js';
+import type { FieldPath, PodLookup, UserInfo } from '../types.js';
 
 interface Params {
-  subresources: ConnectSubresource[];
+  subresources: SessionKind[];
   users?: string[];
   groups?: string[];
   allowInteractive: boolean;
   denyCommands: string[];
   allowCommands?: string[];
+  allowSecretMounts: boolean;
   podSelector?: { matchLabels: Record<string, string> };
 }
 
 const globs = { type: 'array', items: { type: 'string', minLength: 1 } } as const;
 
-export const podExec = defineCheck<Params, ConnectView>({
+export const podExec = defineCheck<Params, readonly SessionView[]>({
   id: 'podExec',
-  target: CONNECT_TARGET,
+  target: SESSION_TARGET,
   summary:
-    'kubectl exec, attach and port-forward only by allowed users and groups, into allowed pods, with allowed commands.',
+    'kubectl exec, attach, port-forward and debug only by allowed users and groups, into allowed pods, with allowed commands.',
   paramsSchema: {
     type: 'object',
     additionalProperties: false,
@@ -64,14 +76,15 @@ export const podExec = defineCheck<Params, ConnectView>({
         type: 'array',
         minItems: 1,
         uniqueItems: true,
-        default: [...CONNECT_SUBRESOURCES],
-        items: { enum: [...CONNECT_SUBRESOURCES] },
+        default: [...SESSION_KINDS],
+        items: { enum: [...SESSION_KINDS] },
       },
       users: globs,
       groups: globs,
       allowInteractive: { type: 'boolean', default: true },
       denyCommands: { ...globs, default: [] },
       allowCommands: globs,
+      allowSecretMounts: { type: 'boolean', default: true },
       podSelector: {
         type: 'object',
         additionalProperties: false,
@@ -98,35 +111,71 @@ export const podExec = defineCheck<Params, ConnectView>({
         const allowed =
           params.allowCommands === undefined ? undefined : compileFirstMatch(params.allowCommands);
         const selector = Object.entries(params.podSelector?.matchLabels ?? {});
-        return (session, { request, context }) => {
+        const judge = (
+          session: SessionView,
+          input: { user: UserInfo; pod: PodLookup | undefined },
+        ): Finding[] => {
           if (!subresources.has(session.subresource)) return [];
           const findings: Finding[] = [];
-          const say = (path: Finding['path'], reason: string): void => {
-            findings.push({ path, message: `${describeSession(session)}: ${reason}` });
+          // A debug container's findings point into the pod, at the container; a CONNECT's into its options.
+          const root: FieldPath = session.subresource === 'debug' ? session.path : [];
+          const say = (path: FieldPath, reason: string): void => {
+            findings.push({ path: [...root, ...path], message: `${describeSession(session)}: ${reason}` });
           };
-          if (restrictsWho && !isAllowed(request.userInfo, user, group)) {
+          if (restrictsWho && !isAllowed(input.user, user, group)) {
             say(
               [],
-              `user ${JSON.stringify(request.userInfo.username ?? '')} is not among the allowed users and groups`,
+              `user ${JSON.stringify(input.user.username ?? '')} is not among the allowed users and groups`,
             );
           }
           if (selector.length > 0) {
-            const reason = selectorReason(selector, context.connectPod);
+            const reason = selectorReason(selector, input.pod);
             if (reason !== undefined) say([], reason);
           }
           if (!params.allowInteractive && session.stdin && session.tty) {
             say(['tty'], 'interactive sessions (stdin and tty) are not allowed');
           }
-          if (session.subresource === 'exec') {
+          if (session.subresource === 'exec' || session.subresource === 'debug') {
+            const entrypoint = session.subresource === 'debug' && session.entrypoint;
+            const commandPath = entrypoint && session.command.length > 0 ? ['args'] : ['command'];
             const pattern = denied(session.commandLine);
             if (pattern !== undefined) {
-              say(['command'], `command matches ${JSON.stringify(pattern)}`);
+              const what = !entrypoint
+                ? 'command matches'
+                : session.command.length > 0
+                  ? 'args match'
+                  : 'no command, and the empty command line matches';
+              say(commandPath, `${what} ${JSON.stringify(pattern)}`);
+            } else if (allowed !== undefined && entrypoint) {
+              say(
+                ['command'],
+                "no command: its image's entrypoint runs, which admission cannot see, so it matches none of allowCommands",
+              );
             } else if (allowed !== undefined && allowed(session.commandLine) === undefined) {
               say(['command'], 'command matches none of allowCommands');
             }
           }
+          if (session.subresource === 'debug' && !params.allowSecretMounts) {
+            for (const mount of session.secretMounts) {
+              findings.push({
+                path: mount.path,
+                message: `${describeSession(session)}: mounts volume ${JSON.stringify(mount.volume)} (a secret or service-account token) at ${JSON.stringify(mount.mountPath)}`,
+              });
+            }
+          }
           return findings;
         };
+        return (sessions, { request, context }) =>
+          sessions.flatMap((session) =>
+            judge(session, {
+              user: request.userInfo,
+              // A debug request carries the pod; a CONNECT's pod is what the caller looked up.
+              pod:
+                session.subresource === 'debug'
+                  ? { ok: true, labels: session.podLabels }
+                  : context.connectPod,
+            }),
+          );
       },
     },
   ],

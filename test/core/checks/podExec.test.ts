@@ -2,13 +2,14 @@ import t, { type Test } from 'tap';
 import {
   connectSession,
   evaluate,
+  podSessions,
   formatCommandLine,
   wantsConnectPod,
   type AdmissionRequest,
   type EvaluationContext,
 } from '../../../src/core/index.js';
 import { expectDecision } from '../../helpers/decisions.js';
-import { connectRequest, execOptions } from '../../helpers/requests.js';
+import { connectRequest, debugContainer, debugRequest, execOptions } from '../../helpers/requests.js';
 import { oneRule, ruleSet } from '../../helpers/rules.js';
 
 // What kubectl 1.32 sends through kube-apiserver 1.34 (captured): `kubectl exec web -c app -- sh -c
@@ -483,8 +484,9 @@ t.test('params are validated', async (t) => {
     return r.ok ? [] : r.errors.map((e) => `${e.path.join('.')}: ${e.message}`);
   };
   t.same(errors({ subresources: ['proxy'] }), [
-    'rules.0.params.subresources.0: must be one of: "exec", "attach", "portforward"',
+    'rules.0.params.subresources.0: must be one of: "exec", "attach", "portforward", "debug"',
   ]);
+  t.same(errors({ allowSecretMounts: 'no' }), ['rules.0.params.allowSecretMounts: must be boolean']);
   t.same(errors({ subresources: [] }), ['rules.0.params.subresources: must NOT have fewer than 1 items']);
   t.same(errors({ podSelector: { matchLabels: {} } }), [
     'rules.0.params.podSelector.matchLabels: must NOT have fewer than 1 properties',
@@ -523,4 +525,335 @@ t.test('the command glob: * is any run, the rest literal, the whole line', async
   }
   t.equal(compileFirstMatch(['x*', '*y', '*'])('xy'), 'x*', 'the first pattern that matches');
   t.equal(compileFirstMatch([])('x'), undefined, 'no patterns match nothing');
+});
+
+// --- kubectl debug: the door beside exec ------------------------------------------------------
+// `kubectl debug -it web --image=busybox --target=app -- cat /proc/1/root/var/run/secrets/…` is an
+// UPDATE of pods/ephemeralcontainers (shape checked against kube-apiserver in test/e2e/exec.test.ts).
+const dbg = (command: string[] | undefined, extra: Record<string, unknown> = {}) =>
+  debugContainer('dbg', command, extra);
+const debugInto = 'debug container "dbg" (image busybox) into pod shop/web';
+const TOKEN_VIA_PROC = '/proc/1/root/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+t.test('debug: each ephemeral container the request adds is a session', async (t) => {
+  table(t, { denyCommands: ['*/var/run/secrets/*', 'nsenter*'] }, [
+    {
+      name: 'reading the token through the target container’s root',
+      request: debugRequest([dbg(['cat', TOKEN_VIA_PROC])]),
+      messages: [`${debugInto}: command matches "*/var/run/secrets/*" [r]`],
+      fields: ['spec.ephemeralContainers[0].command'],
+    },
+    {
+      name: 'command and args are one line: sh -c with the script in args',
+      request: debugRequest([dbg(['sh', '-c'], { args: ['cat /var/run/secrets/x'] })]),
+      messages: [`${debugInto}: command matches "*/var/run/secrets/*" [r]`],
+    },
+    {
+      name: 'args only (--arguments-only): busybox has no ENTRYPOINT, the args are the command',
+      request: debugRequest([dbg(undefined, { args: ['nsenter', '-t', '1', '-m', 'sh'] })]),
+      messages: [`${debugInto}: args match "nsenter*" [r]`],
+      fields: ['spec.ephemeralContainers[0].args'],
+    },
+    {
+      name: 'no command at all: the entrypoint runs, which no deny pattern can see (allowed)',
+      request: debugRequest([dbg(undefined)]),
+      messages: [],
+    },
+    {
+      name: 'command: [] is no command (allowed, as above)',
+      request: debugRequest([dbg([])]),
+      messages: [],
+    },
+    {
+      name: 'an ephemeral container already in the pod is not judged again',
+      request: debugRequest([dbg(['ls'])], { before: [debugContainer('old', ['cat', TOKEN_VIA_PROC])] }),
+      messages: [],
+    },
+    {
+      name: 'the added one after one already there: its own index in the path',
+      request: debugRequest([dbg(['cat', TOKEN_VIA_PROC])], { before: [debugContainer('old', ['ls'])] }),
+      messages: [`${debugInto}: command matches "*/var/run/secrets/*" [r]`],
+      fields: ['spec.ephemeralContainers[1].command'],
+    },
+    {
+      name: 'nothing added (the same list again): nothing to judge',
+      request: debugRequest([], { before: [debugContainer('old', ['cat', TOKEN_VIA_PROC])] }),
+      messages: [],
+    },
+    {
+      name: 'two added at once (a hand-written request): each judged',
+      request: debugRequest([
+        dbg(['cat', TOKEN_VIA_PROC]),
+        debugContainer('dbg2', ['nsenter', '-t', '1'], { image: 'registry.k8s.io/busybox' }),
+      ]),
+      messages: [
+        `${debugInto}: command matches "*/var/run/secrets/*" [r]`,
+        `debug container "dbg2" (image registry.k8s.io/busybox) into pod shop/web: command matches "nsenter*" [r]`,
+      ],
+      fields: ['spec.ephemeralContainers[0].command', 'spec.ephemeralContainers[1].command'],
+    },
+    {
+      name: 'a look-alike directory (distractor)',
+      request: debugRequest([dbg(['cat', '/proc/1/root/var/run/secrets-old/x'])]),
+      messages: [],
+    },
+    {
+      name: 'nsenter* is anchored: /usr/bin/nsenter escapes it (distractor, as for exec)',
+      request: debugRequest([dbg(['/usr/bin/nsenter', '-t', '1'])]),
+      messages: [],
+    },
+    {
+      name: 'the pattern in the image name or container name is not the command (distractor)',
+      request: debugRequest([
+        debugContainer('nsenter', ['ls'], { image: 'registry.example/var/run/secrets/img' }),
+      ]),
+      messages: [],
+    },
+  ]);
+});
+
+t.test('debug: allowCommands fails closed on the entrypoint it cannot see', async (t) => {
+  const entrypoint =
+    "no command: its image's entrypoint runs, which admission cannot see, so it matches none of allowCommands";
+  table(t, { allowCommands: ['ls *', 'ps'] }, [
+    {
+      name: 'an allowed command',
+      request: debugRequest([dbg(['ls', '-l', '/proc/1/root/etc'])]),
+      messages: [],
+    },
+    {
+      name: 'a shell is not allowed',
+      request: debugRequest([dbg(['sh'], { stdin: true, tty: true })]),
+      messages: [`${debugInto}: command matches none of allowCommands [r]`],
+      fields: ['spec.ephemeralContainers[0].command'],
+    },
+    {
+      name: 'no command: the image entrypoint, unknown, is not an allowed command',
+      request: debugRequest([dbg(undefined, { stdin: true, tty: true })]),
+      messages: [`${debugInto}: ${entrypoint} [r]`],
+      fields: ['spec.ephemeralContainers[0].command'],
+    },
+    {
+      name: 'args alone that look allowed: still the unknown entrypoint first (fail closed)',
+      request: debugRequest([dbg(undefined, { args: ['ls', '-l'] })]),
+      messages: [`${debugInto}: ${entrypoint} [r]`],
+    },
+  ]);
+  table(t, { denyCommands: ['*'] }, [
+    {
+      name: 'denyCommands: ["*"] refuses every debug container, the entrypoint one too',
+      request: debugRequest([dbg(undefined)]),
+      messages: [`${debugInto}: no command, and the empty command line matches "*" [r]`],
+    },
+  ]);
+});
+
+t.test('debug: interactive, users and groups, subresources', async (t) => {
+  table(t, { allowInteractive: false }, [
+    {
+      name: 'kubectl debug -it',
+      request: debugRequest([dbg(undefined, { stdin: true, tty: true })]),
+      messages: [`${debugInto}: interactive sessions (stdin and tty) are not allowed [r]`],
+      fields: ['spec.ephemeralContainers[0].tty'],
+    },
+    {
+      name: 'kubectl debug -i (no terminal) (distractor)',
+      request: debugRequest([dbg(['sh'], { stdin: true })]),
+      messages: [],
+    },
+  ]);
+  table(t, { users: ['alice'], groups: ['sre'] }, [
+    { name: 'an allowed user', request: debugRequest([dbg(['sh'])]), messages: [] },
+    {
+      name: 'a member of an allowed group',
+      request: debugRequest([dbg(['sh'])], { username: 'bob', groups: ['sre'] }),
+      messages: [],
+    },
+    {
+      name: 'anyone else',
+      request: debugRequest([dbg(['sh'])], { username: 'bob' }),
+      messages: [`${debugInto}: user "bob" is not among the allowed users and groups [r]`],
+      fields: ['spec.ephemeralContainers[0]'],
+    },
+  ]);
+  table(t, { subresources: ['exec'], users: [] }, [
+    { name: 'a rule for exec only does not judge debug', request: debugRequest([dbg(['sh'])]), messages: [] },
+  ]);
+  table(t, { subresources: ['debug'], users: [] }, [
+    {
+      name: 'a rule for debug only judges debug',
+      request: debugRequest([dbg(['sh'])]),
+      messages: [`${debugInto}: user "alice" is not among the allowed users and groups [r]`],
+    },
+    { name: 'and not exec', request: exec(['sh']), messages: [] },
+  ]);
+});
+
+t.test('debug: podSelector reads the labels of the pod the request carries', async (t) => {
+  const selector = { podSelector: { matchLabels: { debuggable: 'true' } } };
+  table(t, selector, [
+    {
+      name: 'a labelled pod, no lookup needed',
+      request: debugRequest([dbg(['sh'])], { labels: { debuggable: 'true' } }),
+      messages: [],
+    },
+    {
+      name: 'an unlabelled pod: a lookup that says otherwise is not what is judged (distractor)',
+      request: debugRequest([dbg(['sh'])]),
+      context: { connectPod: { ok: true, labels: { debuggable: 'true' } } },
+      messages: [`${debugInto}: the pod is not labelled debuggable=true [r]`],
+    },
+  ]);
+  t.equal(
+    wantsConnectPod(debugRequest([dbg(['sh'])]), oneRule('podExec', selector)),
+    false,
+    'nothing to look up',
+  );
+});
+
+t.test(
+  'debug: allowSecretMounts: false refuses mounting a volume that holds a secret or token',
+  async (t) => {
+    const mount = (name: string, mountPath: string) => ({ volumeMounts: [{ name, mountPath }] });
+    table(t, { allowSecretMounts: false }, [
+      {
+        name: 'the projected service-account token volume, at another path',
+        request: debugRequest([dbg(['cat', '/mnt/token'], mount('kube-api-access-7xq2p', '/mnt'))]),
+        messages: [
+          `${debugInto}: mounts volume "kube-api-access-7xq2p" (a secret or service-account token) at "/mnt" [r]`,
+        ],
+        fields: ['spec.ephemeralContainers[0].volumeMounts[0]'],
+      },
+      {
+        name: 'a secret volume',
+        request: debugRequest([dbg(['sh'], mount('tls', '/x'))]),
+        messages: [`${debugInto}: mounts volume "tls" (a secret or service-account token) at "/x" [r]`],
+      },
+      {
+        name: 'a configMap volume (distractor)',
+        request: debugRequest([dbg(['sh'], mount('settings', '/etc/settings'))]),
+        messages: [],
+      },
+      {
+        name: 'an emptyDir (distractor)',
+        request: debugRequest([dbg(['sh'], mount('scratch', '/s'))]),
+        messages: [],
+      },
+    ]);
+    table(t, {}, [
+      {
+        name: 'by default mounts are not judged',
+        request: debugRequest([dbg(['sh'], mount('kube-api-access-7xq2p', '/mnt'))]),
+        messages: [],
+      },
+    ]);
+  },
+);
+
+t.test('debug: exemptions first, and the pod rules still judge the ephemeral container', async (t) => {
+  const ruleset = ruleSet(
+    [
+      { name: 'no-privileged', check: 'privileged' },
+      { name: 'no-secret-reads', check: 'podExec', params: { denyCommands: ['*/var/run/secrets/*'] } },
+    ],
+    { namespaces: ['kube-system'], usernames: ['breakglass-*'] },
+  );
+  expectDecision(
+    t,
+    evaluate(debugRequest([dbg(['sh'], { securityContext: { privileged: true } })]), ruleset),
+    { messages: ['ephemeralContainer "dbg": securityContext.privileged must not be true [no-privileged]'] },
+  );
+  expectDecision(
+    t,
+    evaluate(
+      debugRequest([dbg(['cat', TOKEN_VIA_PROC], { securityContext: { privileged: true } })]),
+      ruleset,
+    ),
+    {
+      messages: [
+        'ephemeralContainer "dbg": securityContext.privileged must not be true [no-privileged]',
+        `${debugInto}: command matches "*/var/run/secrets/*" [no-secret-reads]`,
+      ],
+    },
+  );
+  const exempt = evaluate(
+    debugRequest([dbg(['cat', TOKEN_VIA_PROC])], { username: 'breakglass-ann' }),
+    ruleset,
+  );
+  t.same(exempt.skipped, { kind: 'exempt', detail: 'user "breakglass-ann" matches exemptions.usernames' });
+  const system = evaluate(
+    debugRequest([dbg(['cat', TOKEN_VIA_PROC])], { namespace: 'kube-system' }),
+    ruleset,
+  );
+  t.same([system.allowed, system.skipped?.kind], [true, 'exempt'], 'an exempt namespace');
+  const scoped = evaluate(
+    debugRequest([dbg(['cat', TOKEN_VIA_PROC])]),
+    oneRule('podExec', { denyCommands: ['*'] }, { namespaces: ['prod'] }),
+  );
+  t.same([scoped.allowed, scoped.rulesApplied], [true, []], 'a namespace outside the rule');
+  const plainUpdate = evaluate(
+    { ...debugRequest([dbg(['cat', TOKEN_VIA_PROC])]), subResource: undefined },
+    oneRule('podExec', { denyCommands: ['*'] }),
+  );
+  t.same([plainUpdate.allowed, plainUpdate.rulesApplied], [true, []], 'a plain pod UPDATE is no session');
+});
+
+t.test('debug: a pod that cannot be read fails closed', async (t) => {
+  const ruleset = oneRule('podExec');
+  const broken = (change: (object: Record<string, unknown>) => void): AdmissionRequest => {
+    const request = debugRequest([dbg(['ls'])]);
+    const object = structuredClone(request.object) as Record<string, unknown>;
+    change(object);
+    return { ...request, object };
+  };
+  const spec = (o: Record<string, unknown>) => o['spec'] as Record<string, unknown>;
+  const rows: [name: string, request: AdmissionRequest, path: (string | number)[], message: string][] = [
+    [
+      'ephemeralContainers not a list',
+      broken((o) => (spec(o)['ephemeralContainers'] = { dbg: {} })),
+      ['spec', 'ephemeralContainers'],
+      'must be a list, not an object',
+    ],
+    [
+      'args not a list of strings',
+      broken((o) => (spec(o)['ephemeralContainers'] = [dbg(['ls'], { args: [1] })])),
+      ['spec', 'ephemeralContainers', 0, 'args', 0],
+      'must be a string, not a number',
+    ],
+    ['no spec', broken((o) => delete o['spec']), ['spec'], 'is missing (must be an object)'],
+  ];
+  for (const [name, request, path, message] of rows) {
+    const decision = evaluate(request, ruleset);
+    t.same(decision.malformed, { path, message }, name);
+    t.equal(decision.allowed, false, `${name}: denied`);
+  }
+});
+
+t.test('podSessions reads what the audit record shows of a debug container', async (t) => {
+  t.same(
+    podSessions(
+      debugRequest([dbg(undefined, { args: ['cat', '/x'], stdin: true, tty: true })], {
+        before: [debugContainer('old', ['ls'])],
+      }),
+    ),
+    [
+      {
+        subresource: 'debug',
+        namespace: 'shop',
+        pod: 'web',
+        container: 'dbg',
+        image: 'busybox',
+        targetContainer: 'app',
+        entrypoint: true,
+        command: ['cat', '/x'],
+        commandLine: 'cat /x',
+        stdin: true,
+        tty: true,
+        path: ['spec', 'ephemeralContainers', 1],
+        secretMounts: [],
+        podLabels: { app: 'web' },
+      },
+    ],
+  );
+  t.same(podSessions(exec(['ls'])).length, 1, 'a CONNECT: one session');
 });
