@@ -4,7 +4,7 @@
 // into an event, only who did what to which object, and what Portcullis answered.
 
 import { performance } from 'node:perf_hooks';
-import { connectSession, type AdmissionRequest, type UserInfo } from '../core/index.js';
+import { podSessions, recordedCommandLine, type AdmissionRequest, type UserInfo } from '../core/index.js';
 import { VERSION } from '../version.js';
 
 export type Endpoint = 'validate' | 'mutate';
@@ -82,46 +82,65 @@ class Bounds {
 }
 
 /**
- * What a CONNECT into a pod opens (kubectl exec, attach, port-forward), so that "who ran what in
- * which pod" is answered by the audit record alone: the keys below, after `prefix`. `command` is
- * the command line as podExec matches it (exec only); `container` only when the client named one.
+ * What a CONNECT into a pod opens (kubectl exec, attach, port-forward), or what a
+ * pods/ephemeralcontainers UPDATE adds (kubectl debug), so that "who ran what in which pod" is
+ * answered by the audit record alone: the keys below, after `prefix`. `command` is the command line
+ * as podExec matches it (exec and debug; a debug container without a command runs
+ * `<entrypoint>`, followed by its args); `container` only when the client named one (always for
+ * debug); `image` for debug only. An UPDATE that adds several ephemeral containers at once (only a
+ * hand-written request does; kubectl adds one) records the second as `command.2`, `container.2`, …
  */
 export const SESSION_ANNOTATIONS = {
   command: 'command',
   container: 'container',
   stdin: 'stdin',
   tty: 'tty',
+  image: 'image',
 } as const;
 
 /** A command line longer than this is cut in the record (the request itself is bounded at 8 MiB). */
 export const SESSION_COMMAND_MAX = 16 * 1024;
 
-/** Whether anything had to be cut (a command line, or a container name past MAX_FIELD_LENGTH). */
+/** At most this many sessions of one request are recorded one by one; `sessions` counts them all. */
+export const SESSION_RECORD_MAX = 16;
+
+/**
+ * Whether anything had to be cut (a command line, or a container name or image past
+ * MAX_FIELD_LENGTH, or sessions past SESSION_RECORD_MAX).
+ */
 export function addSessionAnnotations(
   annotations: Record<string, string>,
   request: AdmissionRequest,
   prefix: string,
 ): boolean {
-  if (request.operation !== 'CONNECT') return false;
-  const session = connectSession(request);
-  if (session === undefined) return false;
-  let cut = false;
+  if (request.operation !== 'CONNECT' && request.operation !== 'UPDATE') return false;
+  const sessions = podSessions(request);
+  let cut = sessions.length > SESSION_RECORD_MAX;
   const bounded = (text: string, max: number): string => {
     if (text.length <= max) return text;
     cut = true;
     return `${text.slice(0, max)}… (${text.length - max} more characters)`;
   };
-  if (session.subresource === 'exec') {
-    annotations[prefix + SESSION_ANNOTATIONS.command] = bounded(session.commandLine, SESSION_COMMAND_MAX);
-  }
-  // A container name is a DNS label (63 characters) in any pod, but the options carry what the
-  // caller wrote, and the answer echoes it.
-  if (session.container !== undefined)
-    annotations[prefix + SESSION_ANNOTATIONS.container] = bounded(session.container, MAX_FIELD_LENGTH);
-  if (session.subresource !== 'portforward') {
-    annotations[prefix + SESSION_ANNOTATIONS.stdin] = String(session.stdin);
-    annotations[prefix + SESSION_ANNOTATIONS.tty] = String(session.tty);
-  }
+  sessions.slice(0, SESSION_RECORD_MAX).forEach((session, index) => {
+    const key = (name: string): string => `${prefix}${name}${index === 0 ? '' : `.${index + 1}`}`;
+    if (session.subresource === 'exec' || session.subresource === 'debug') {
+      annotations[key(SESSION_ANNOTATIONS.command)] = bounded(
+        recordedCommandLine(session),
+        SESSION_COMMAND_MAX,
+      );
+    }
+    // A container name is a DNS label (63 characters) in any pod, but the options carry what the
+    // caller wrote, and the answer echoes it.
+    if (session.container !== undefined)
+      annotations[key(SESSION_ANNOTATIONS.container)] = bounded(session.container, MAX_FIELD_LENGTH);
+    if (session.subresource === 'debug' && session.image !== undefined)
+      annotations[key(SESSION_ANNOTATIONS.image)] = bounded(session.image, MAX_FIELD_LENGTH);
+    if (session.subresource !== 'portforward') {
+      annotations[key(SESSION_ANNOTATIONS.stdin)] = String(session.stdin);
+      annotations[key(SESSION_ANNOTATIONS.tty)] = String(session.tty);
+    }
+  });
+  if (sessions.length > 1) annotations[`${prefix}sessions`] = String(sessions.length);
   return cut;
 }
 
