@@ -1,5 +1,5 @@
-// kubectl exec, cp, attach and port-forward through Portcullis on a real kube-apiserver, with real
-// kubectl (issue 11). Own etcd + kube-apiserver on loopback; `portcullis serve` watching its rules
+// kubectl exec, cp, attach, port-forward and debug through Portcullis on a real kube-apiserver, with
+// real kubectl (issue 11). Own etcd + kube-apiserver on loopback; `portcullis serve` watching its rules
 // ConfigMap as the shipped ServiceAccount; the webhook configurations as `kubectl kustomize
 // manifests/` renders them, only clientConfig pointed at the local server.
 //
@@ -35,6 +35,8 @@ const RULES_CONFIGMAP = 'portcullis-rules';
 const WEBHOOK = 'workloads.portcullis.io';
 const DENIED = `admission webhook "${WEBHOOK}" denied the request: `;
 const PAST_ADMISSION = 'does not have a host assigned';
+// A trusted registry's (the shipped trusted-registries rule), never pulled: no kubelet runs.
+const DEBUG_IMAGE = 'registry.k8s.io/e2e-test-images/busybox:1.36.1-1';
 
 async function suite(t: Test, binaries: Binaries): Promise<void> {
   const workdir = mkdtempSync(join(tmpdir(), 'portcullis-e2e-exec-'));
@@ -156,6 +158,18 @@ async function suite(t: Test, binaries: Binaries): Promise<void> {
     ]),
     'pod lab/debug Running (port-forward checks the phase first)',
   );
+  // An ephemeral container that reads the token, added while Portcullis is not yet registered: a
+  // later kubectl debug into the same pod must not be refused for it (only what is added is judged).
+  const debug = (ns: string, name: string, container: string, args: readonly string[]): Promise<RunResult> =>
+    kubectl(['debug', name, '-n', ns, `--image=${DEBUG_IMAGE}`, '--target=app', '-c', container, ...args]);
+  await must(
+    debug(SHOP, 'web', 'before', [
+      '--',
+      'cat',
+      '/proc/1/root/var/run/secrets/kubernetes.io/serviceaccount/token',
+    ]),
+    'kubectl debug before Portcullis is registered',
+  );
   await must(
     kubectl(['apply', '-f', '-'], toYaml(pointWebhooksAt(`https://127.0.0.1:${port}`, caBundle))),
     'the webhooks',
@@ -266,6 +280,70 @@ async function suite(t: Test, binaries: Binaries): Promise<void> {
     );
   });
 
+  // --- kubectl debug: the door beside exec ------------------------------------------------------
+  const TOKEN_VIA_PROC = `/proc/1/root${TOKEN_PATH}`;
+  await t.test('a denied kubectl debug prints the rule message', async (t) => {
+    const r = await debug(SHOP, 'web', 'dbg', ['--', 'cat', TOKEN_VIA_PROC]);
+    t.not(r.code, 0);
+    t.match(
+      r.stderr,
+      `${DENIED}debug container "dbg" (image ${DEBUG_IMAGE}) into pod shop/web: command matches "*/var/run/secrets/*" [no-secret-reads]`,
+    );
+    const args = await debug(SHOP, 'web', 'dbg', [
+      '--arguments-only',
+      '--',
+      'nsenter',
+      '-t',
+      '1',
+      '-m',
+      'sh',
+    ]);
+    t.match(
+      args.stderr,
+      `${DENIED}debug container "dbg" (image ${DEBUG_IMAGE}) into pod shop/web: args match "*nsenter*" [no-host-entry]`,
+      'args without a command (busybox has no ENTRYPOINT: they are the command)',
+    );
+    const privileged = await debug(SHOP, 'web', 'dbg', ['--profile=sysadmin', '--', 'ls']);
+    t.match(
+      privileged.stderr,
+      `${DENIED}ephemeralContainer "dbg": securityContext.privileged must not be true [no-privileged]`,
+      'the pod rules judge the ephemeral container too',
+    );
+  });
+
+  await t.test(
+    'an allowed kubectl debug adds its container; the one already there is not judged',
+    async (t) => {
+      const r = await debug(SHOP, 'web', 'dbg-ok', ['--', 'ls', '/proc/1/root/etc']);
+      t.equal(r.code, 0, r.stderr);
+      const pod = await must(kubectl(['get', 'pod', 'web', '-n', SHOP, '-o', 'json']), 'get pod web');
+      const names = (
+        JSON.parse(pod.stdout) as { spec: { ephemeralContainers?: { name: string }[] } }
+      ).spec.ephemeralContainers?.map((c) => c.name);
+      t.same(names, ['before', 'dbg-ok']);
+    },
+  );
+
+  await t.test(
+    'an interactive kubectl debug is refused where allowInteractive is false',
+    { skip: hasScript() ? false : 'script(1) is not installed: no terminal for kubectl -t' },
+    async (t) => {
+      const r = await run(
+        'script',
+        [
+          '-qec',
+          `kubectl --kubeconfig ${cluster.kubeconfig} debug -it debug -n ${LAB} --image=${DEBUG_IMAGE} -c dbg-it`,
+          '/dev/null',
+        ],
+        { timeoutMs: 30_000 },
+      );
+      t.match(
+        r.stdout + r.stderr,
+        `${DENIED}debug container "dbg-it" (image ${DEBUG_IMAGE}) into pod lab/debug: interactive sessions (stdin and tty) are not allowed [no-interactive-lab]`,
+      );
+    },
+  );
+
   // --- the record -----------------------------------------------------------------------------
   await t.test('Portcullis audits every try: who ran what in which pod', async (t) => {
     const events = readLines(portcullisAudit).filter((e) => e.objectRef?.subresource !== undefined);
@@ -321,6 +399,54 @@ async function suite(t: Test, binaries: Binaries): Promise<void> {
     );
   });
 
+  await t.test('Portcullis audits every kubectl debug with its container, image and command', async (t) => {
+    const events = readLines(portcullisAudit).filter(
+      (e) => e.objectRef?.subresource === 'ephemeralcontainers',
+    );
+    const byContainer = (name: string) =>
+      events
+        .filter((e) => e.annotations['portcullis.io/container'] === name)
+        .map((e) => [
+          e.user.username,
+          e.verb,
+          e.annotations['portcullis.io/decision'],
+          e.annotations['portcullis.io/command'],
+          e.annotations['portcullis.io/image'],
+          e.annotations['portcullis.io/stdin'],
+          e.annotations['portcullis.io/tty'],
+        ]);
+    t.same(byContainer('dbg').slice(0, 2), [
+      ['portcullis-admin', 'update', 'deny', `cat ${TOKEN_VIA_PROC}`, DEBUG_IMAGE, 'false', 'false'],
+      [
+        'portcullis-admin',
+        'update',
+        'deny',
+        `<entrypoint> nsenter -t 1 -m sh`,
+        DEBUG_IMAGE,
+        'false',
+        'false',
+      ],
+    ]);
+    t.same(byContainer('dbg-ok'), [
+      ['portcullis-admin', 'update', 'allow', 'ls /proc/1/root/etc', DEBUG_IMAGE, 'false', 'false'],
+    ]);
+    const apiserver = readLines(auditLog).filter(
+      (e) => e.stage === 'ResponseComplete' && e.objectRef?.subresource === 'ephemeralcontainers',
+    );
+    t.same(
+      apiserver
+        .filter((e) => e.annotations[`${WEBHOOK}/container`] === 'dbg')
+        .slice(0, 1)
+        .map((e) => [
+          e.annotations[`${WEBHOOK}/command`],
+          e.annotations[`${WEBHOOK}/rules`],
+          e.responseStatus.code,
+        ]),
+      [[`cat ${TOKEN_VIA_PROC}`, 'no-secret-reads=deny', 403]],
+      "the API server's own record carries them too",
+    );
+  });
+
   await t.test("the API server's audit log carries Portcullis' annotations, and the transport", async (t) => {
     const events = readLines(auditLog).filter(
       (e) =>
@@ -364,7 +490,12 @@ const AUDIT_POLICY = {
   rules: [
     {
       level: 'Metadata',
-      resources: [{ group: '', resources: ['pods/exec', 'pods/attach', 'pods/portforward'] }],
+      resources: [
+        {
+          group: '',
+          resources: ['pods/exec', 'pods/attach', 'pods/portforward', 'pods/ephemeralcontainers'],
+        },
+      ],
     },
     { level: 'None' },
   ],
