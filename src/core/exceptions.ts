@@ -5,7 +5,9 @@
 // An exception lifts a violation when the rule is one it names, the request's namespace and object
 // name match its patterns, every container image matches `images` (when given), and the decision's
 // time lies in [granted, expires). Outside that window it is not applied and the decision says so,
-// so an expired exception is visible where it stops working. Pure: the time is an input.
+// so an expired exception is visible where it stops working. One that matches every object (every
+// namespace, name and image) is refused: it would be a rule switched off under another name. Pure:
+// the time is an input.
 
 import { compileGlobs, type Matcher } from './glob.js';
 import { isObject } from './read.js';
@@ -103,9 +105,13 @@ export function compileExceptions(
       });
     } else seen.set(doc.name, i);
     doc.rules.forEach((rule, j) => {
-      if (!ruleNames.has(rule))
-        errors.push({ path: at('rules', j), message: `names no rule of this RuleSet: "${rule}"` });
+      if (ruleNames.has(rule)) return;
+      // Rule names are DNS labels: `*` is never one, and an exception lists what it lifts by name.
+      const hint = rule.includes('*') ? ' (rules are exact names, not globs: list each rule it lifts)' : '';
+      errors.push({ path: at('rules', j), message: `names no rule of this RuleSet: "${rule}"${hint}` });
     });
+    const everything = liftsEverything(doc);
+    if (everything !== undefined) errors.push({ path: at('namespaces'), message: everything });
     const granted = parseInstant(doc.granted);
     const expires = parseInstant(doc.expires);
     if (granted === undefined)
@@ -143,6 +149,33 @@ export function compileExceptions(
     });
   });
   return errors.length > 0 ? { ok: false, errors } : { ok: true, exceptions };
+}
+
+/** A pattern of only `*`: it matches every value. */
+const matchesAll = (patterns: readonly string[]): string | undefined => patterns.find((p) => /^\*+$/.test(p));
+
+/**
+ * Why an exception whose scope matches every object is refused, or undefined when it is scoped:
+ * `namespaces` and `names` (absent: all) and `images` (absent: all) each match everything. Such an
+ * exception is the rules it names switched off with a reason attached, which the rule's own action
+ * and scope say openly, where a reader of the rules looks.
+ */
+function liftsEverything(doc: ExceptionDocument): string | undefined {
+  const namespace = matchesAll(doc.namespaces);
+  const name = doc.names === undefined ? '*' : matchesAll(doc.names);
+  const image = doc.images === undefined ? '*' : matchesAll(doc.images);
+  if (namespace === undefined || name === undefined || image === undefined) return undefined;
+  const scope = [
+    JSON.stringify(namespace),
+    doc.names === undefined ? 'with no names' : `with names ${JSON.stringify(doc.names)}`,
+    ...(doc.images === undefined ? [] : [`and images ${JSON.stringify(doc.images)}`]),
+  ].join(' ');
+  const rules = `${doc.rules.length === 1 ? 'rule' : 'rules'} ${doc.rules.map((r) => JSON.stringify(r)).join(', ')}`;
+  return (
+    `${scope} matches every object: that is ${rules} switched off with a reason attached, not an exception. ` +
+    "Set the rule's action (warn or audit) or its namespaces/excludeNamespaces instead, or scope the exception " +
+    'to the namespaces, names or images it is for'
+  );
 }
 
 /** What the request is, for matching: the namespace, the object's name, and its container images. */

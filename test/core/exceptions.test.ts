@@ -95,6 +95,52 @@ t.test('what a RuleSet refuses, naming the field', async (t) => {
     ],
     ['an unknown field', { ...LEGACY, approvedBy: 'me' }, ['exceptions[0].approvedBy: unknown field']],
   ];
+  // An exception for every object is a rule switched off with a reason attached.
+  const wide = (scope: string, rules = 'rule "no-privileged"') =>
+    `exceptions[0].namespaces: ${scope} matches every object: that is ${rules} switched off with a reason attached, not an exception. ` +
+    "Set the rule's action (warn or audit) or its namespaces/excludeNamespaces instead, or scope the exception to the namespaces, names or images it is for";
+  rows.push(
+    [
+      'every namespace, no names',
+      { ...LEGACY, namespaces: ['*'], names: undefined },
+      [wide('"*" with no names')],
+    ],
+    [
+      'every namespace, every name',
+      { ...LEGACY, namespaces: ['*'], names: ['*'] },
+      [wide('"*" with names ["*"]')],
+    ],
+    [
+      '** is * too, and a narrow pattern beside * does not narrow it',
+      { ...LEGACY, namespaces: ['monitoring', '**'], names: ['exporter-*', '*'] },
+      [wide('"**" with names ["exporter-*","*"]')],
+    ],
+    [
+      'images: ["*"] narrows nothing',
+      { ...LEGACY, namespaces: ['*'], names: undefined, images: ['*'] },
+      [wide('"*" with no names and images ["*"]')],
+    ],
+    [
+      'every rule for every object',
+      { ...LEGACY, rules: ['no-privileged', 'registries'], namespaces: ['*'], names: undefined },
+      [wide('"*" with no names', 'rules "no-privileged", "registries"')],
+    ],
+    [
+      'rules: ["*"]: rules are names, not globs (and the scope is still refused)',
+      { ...LEGACY, rules: ['*'], namespaces: ['*'], names: undefined },
+      [
+        'exceptions[0].rules[0]: names no rule of this RuleSet: "*" (rules are exact names, not globs: list each rule it lifts)',
+        wide('"*" with no names', 'rule "*"'),
+      ],
+    ],
+    [
+      'a glob in rules, narrow scope',
+      { ...LEGACY, rules: ['no-*'] },
+      [
+        'exceptions[0].rules[0]: names no rule of this RuleSet: "no-*" (rules are exact names, not globs: list each rule it lifts)',
+      ],
+    ],
+  );
   for (const [name, exception, errors, extra] of rows) {
     const result = compile([exception], extra);
     t.same(result.ok ? [] : result.errors.map(formatRuleSetError), errors, name);
@@ -104,6 +150,21 @@ t.test('what a RuleSet refuses, naming the field', async (t) => {
     'exceptions[1].name: duplicate exception name "legacy-exporter" (also exceptions[0])',
   ]);
   t.ok(compile([LEGACY]).ok, 'the exception as written compiles');
+  const narrow: [name: string, exception: Record<string, unknown>][] = [
+    ['every namespace, named workloads', { ...LEGACY, namespaces: ['*'] }],
+    ['one namespace, every name', { ...LEGACY, names: undefined }],
+    ['one namespace, names: ["*"]', { ...LEGACY, names: ['*'] }],
+    [
+      'every namespace and name, one image',
+      { ...LEGACY, namespaces: ['*'], names: undefined, images: ['quay.io/prometheus/node-exporter:*'] },
+    ],
+    ['a namespace glob that is not only stars', { ...LEGACY, namespaces: ['*-*'], names: undefined }],
+    ['every rule, for one workload', { ...LEGACY, rules: ['no-privileged', 'registries'] }],
+  ];
+  for (const [name, exception] of narrow) {
+    const result = compile([exception]);
+    t.same(result.ok ? [] : result.errors.map(formatRuleSetError), [], `accepted: ${name}`);
+  }
   t.ok(
     compile([{ ...LEGACY, expires: '2027-01-15T00:30:00+01:00' }]).ok,
     'an RFC 3339 date-time with a zone (its UTC day is the day before)',
