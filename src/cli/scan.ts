@@ -2,14 +2,15 @@
 // object of the kinds the rules judge through the API server (paged), judges each one through the
 // path `check` uses, and prints the table, JSON or SARIF of `check`, or PolicyReports (printed, never
 // written to the cluster). A kind the credentials may not list is reported with the API server's
-// reason and the scan goes on. Exit 0: nothing denied; 1: something denied; 2: an invalid RuleSet,
+// reason and the scan goes on; a list whose continue token expires is started over once (noted on
+// stderr, nothing judged twice). Exit 0: nothing denied; 1: something denied; 2: an invalid RuleSet,
 // unusable kubeconfig, or a kind that could not be listed (the scan saw less than asked).
 
 import { Command, Option } from 'commander';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { kindsJudgedBy, resourceLabel, type ApiResource } from '../admission/kinds.js';
 import { createRequestFor } from '../admission/review.js';
-import { DEFAULT_PAGE_SIZE, listObjects, listPath } from '../config/cluster-objects.js';
+import { DEFAULT_PAGE_SIZE, listObjects, listPath, type ListRestart } from '../config/cluster-objects.js';
 import { DEFAULT_RULES_PATH, loadRuleSetFile } from '../config/ruleset-source.js';
 import {
   denyMessage,
@@ -37,6 +38,8 @@ export interface ScanRun {
   exitCode: 0 | 1 | 2;
   output: string;
   errors: string[];
+  /** What the user should know but that changes no verdict (a list started over). */
+  notices: string[];
 }
 
 /** A judged object, with what a PolicyReport needs besides. */
@@ -95,6 +98,7 @@ export function scanCommand(setExitCode: (code: number) => void): Command {
       }
       const run = await runScan(options, kubeConfig, new Date());
       process.stdout.write(run.output);
+      process.stderr.write(run.notices.map((n) => `portcullis: note: ${n}\n`).join(''));
       if (run.errors.length > 0) process.stderr.write(run.errors.map((e) => `portcullis: ${e}\n`).join(''));
       setExitCode(run.exitCode);
     });
@@ -102,7 +106,7 @@ export function scanCommand(setExitCode: (code: number) => void): Command {
 
 export async function runScan(options: ScanOptions, kubeConfig: KubeConfig, now: Date): Promise<ScanRun> {
   const load = await loadRuleSetFile(options.rules);
-  if (!load.ok) return { exitCode: 2, output: '', errors: load.errors };
+  if (!load.ok) return { exitCode: 2, output: '', errors: load.errors, notices: [] };
   const ruleset = load.loaded.ruleset;
 
   const namespace =
@@ -115,14 +119,21 @@ export async function runScan(options: ScanOptions, kubeConfig: KubeConfig, now:
 
   const results: ScanResult[] = [];
   const errors: string[] = [];
+  const notices: string[] = [];
   for (const resource of resources) {
+    let restart: ListRestart | undefined;
+    let alreadyListed = 0;
     for await (const page of listObjects(kubeConfig, resource, namespace, options.chunkSize)) {
       if (!page.ok) {
         errors.push(`cannot list ${resourceLabel(resource)} ${scope}: ${page.message}`);
         break;
       }
+      restart ??= page.restart;
+      alreadyListed += page.alreadyListed;
       for (const object of page.items) results.push(judgeListed(object, resource, ruleset, now));
     }
+    if (restart !== undefined)
+      notices.push(restartNotice(resourceLabel(resource), scope, restart, alreadyListed));
   }
 
   const output =
@@ -134,7 +145,25 @@ export async function runScan(options: ScanOptions, kubeConfig: KubeConfig, now:
           ? formatPolicyReports(results, ruleset, now)
           : formatScanTable(results, errors.length);
   const exitCode = errors.length > 0 ? 2 : results.some((r) => !r.decision.allowed) ? 1 : 0;
-  return { exitCode, output, errors };
+  return { exitCode, output, errors, notices };
+}
+
+/**
+ * `the continue token of the list of pods in all namespaces expired after 2 pages (410 Gone, reason
+ * Expired): listed again from the start; 1000 objects already judged from the first pages left out`.
+ */
+export function restartNotice(
+  kind: string,
+  scope: string,
+  restart: ListRestart,
+  alreadyListed: number,
+): string {
+  const pages = `${restart.pagesBefore} page${restart.pagesBefore === 1 ? '' : 's'}`;
+  const objects = `${alreadyListed} object${alreadyListed === 1 ? '' : 's'}`;
+  return (
+    `the continue token of the list of ${kind} ${scope} expired after ${pages} (410 Gone, reason Expired): ` +
+    `listed again from the start; ${objects} already judged from the first pages left out`
+  );
 }
 
 function contextNamespace(kubeConfig: KubeConfig): string | undefined {

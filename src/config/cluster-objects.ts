@@ -17,7 +17,22 @@ const REQUEST_TIMEOUT_MS = 60_000;
 /** An object as listed, with apiVersion and kind filled in (list items carry neither). */
 export type ListedObject = Record<string, unknown> & { apiVersion: string; kind: string };
 
-export type ListPage = { ok: true; items: ListedObject[] } | { ok: false; status: number; message: string };
+/**
+ * A page of a list. `restart` is set on the first page of a list started again because its
+ * continue token expired; `alreadyListed` counts the objects of this page left out because a page
+ * before the restart had them.
+ */
+export type ListPage =
+  | { ok: true; items: ListedObject[]; alreadyListed: number; restart?: ListRestart }
+  | { ok: false; status: number; message: string };
+
+/** Why a list was started again from its first page. */
+export interface ListRestart {
+  /** Pages read before the continue token expired. */
+  pagesBefore: number;
+  /** The API server's answer (`410 Gone: The provided continue parameter is too old …`). */
+  message: string;
+}
 
 /** `/api/v1/pods`, `/apis/apps/v1/namespaces/shop/deployments`: the list path of a resource. */
 export function listPath(resource: ApiResource, namespace: string | undefined): string {
@@ -31,6 +46,13 @@ export function listPath(resource: ApiResource, namespace: string | undefined): 
 /**
  * Every object of `resource` (in `namespace`, or everywhere when undefined), one page at a time.
  * Ends after the first failed page, which says why (403 with the API server's own RBAC message).
+ *
+ * A continue token lives as long as etcd keeps the revision it was issued at (the API server
+ * compacts every 5 minutes by default): a long scan, or a slow reader of the pages, can be told
+ * `410 Gone`, reason `Expired`, in the middle of a list. The list is then started once more from
+ * the first page, without the token (a consistent list again, not the inconsistent remainder the
+ * API server offers), and the objects the pages before already gave (by uid, else namespace and
+ * name) are left out, so that nothing is judged twice. A second expiry ends the list with it.
  */
 export async function* listObjects(
   kubeConfig: KubeConfig,
@@ -44,14 +66,25 @@ export async function* listObjects(
     return;
   }
   const apiVersion = resource.group === '' ? resource.version : `${resource.group}/${resource.version}`;
+  // Keys of every object yielded, kept from the first page on: an expiry can come at any page.
+  const listed = new Set<string>();
+  let restart: ListRestart | undefined;
+  let pages = 0;
   let continueToken: string | undefined;
-  do {
+  for (;;) {
     const query = new URLSearchParams({ limit: String(pageSize) });
     if (continueToken !== undefined) query.set('continue', continueToken);
     const url = new URL(`${listPath(resource, namespace)}?${query.toString()}`, server);
     const answer = await get(kubeConfig, url);
     if (!answer.ok) {
-      yield answer;
+      if (isExpired(answer) && continueToken !== undefined && restart === undefined) {
+        restart = { pagesBefore: pages, message: answer.message };
+        continueToken = undefined;
+        continue;
+      }
+      yield restart !== undefined && isExpired(answer) && continueToken !== undefined
+        ? { ...answer, message: `${answer.message} (again, after the list was started over once)` }
+        : answer;
       return;
     }
     const body = answer.body;
@@ -60,17 +93,46 @@ export async function* listObjects(
       yield { ok: false, status: answer.status, message: `the answer to GET ${url.pathname} is not a list` };
       return;
     }
-    yield {
-      ok: true,
-      items: items.filter(isObject).map((item) => ({ ...item, apiVersion, kind: resource.kind })),
-    };
+    const fresh: ListedObject[] = [];
+    let alreadyListed = 0;
+    for (const item of items) {
+      if (!isObject(item)) continue;
+      const key = objectKey(item);
+      if (listed.has(key)) {
+        alreadyListed++;
+        continue;
+      }
+      listed.add(key);
+      fresh.push({ ...item, apiVersion, kind: resource.kind });
+    }
+    // The first page of the fresh list says it is one.
+    const restartNote = restart !== undefined && pages === restart.pagesBefore ? { restart } : {};
+    pages++;
+    yield { ok: true, items: fresh, alreadyListed, ...restartNote };
     const metadata = isObject(body) ? body['metadata'] : undefined;
     const next = isObject(metadata) ? metadata['continue'] : undefined;
-    continueToken = typeof next === 'string' && next !== '' ? next : undefined;
-  } while (continueToken !== undefined);
+    if (typeof next !== 'string' || next === '') return;
+    continueToken = next;
+  }
 }
 
-type Answer = { ok: true; status: number; body: unknown } | { ok: false; status: number; message: string };
+/** `410 Gone`, reason `Expired`: the continue token's revision is compacted away. */
+function isExpired(answer: { status: number; reason?: string }): boolean {
+  return answer.status === 410 && answer.reason === 'Expired';
+}
+
+/** An object's identity across two lists: its uid, else (a server that sends none) namespace/name. */
+function objectKey(item: Readonly<Record<string, unknown>>): string {
+  const metadata = isObject(item['metadata']) ? item['metadata'] : {};
+  const uid = metadata['uid'];
+  if (typeof uid === 'string' && uid !== '') return `uid:${uid}`;
+  const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+  return `name:${text(metadata['namespace'])}/${text(metadata['name'])}`;
+}
+
+type Answer =
+  | { ok: true; status: number; body: unknown }
+  | { ok: false; status: number; message: string; reason?: string };
 
 async function get(kubeConfig: KubeConfig, url: URL): Promise<Answer> {
   const options: https.RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
@@ -118,7 +180,13 @@ async function get(kubeConfig: KubeConfig, url: URL): Promise<Answer> {
         // A metav1.Status says why in the API server's own words (RBAC names the verb, resource and scope).
         const message =
           isObject(body) && typeof body['message'] === 'string' ? body['message'] : text.slice(0, 200);
-        resolve({ ok: false, status, message: `${status} ${response.statusMessage ?? ''}: ${message}` });
+        const reason = isObject(body) && typeof body['reason'] === 'string' ? body['reason'] : undefined;
+        resolve({
+          ok: false,
+          status,
+          message: `${status} ${response.statusMessage ?? ''}: ${message}`,
+          ...(reason === undefined ? {} : { reason }),
+        });
       });
     });
     request.on('timeout', () =>
