@@ -24,6 +24,16 @@ function isPlainMap(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Map);
 }
 
+/**
+ * The entries of a CEL map, or undefined for any other value. A map is a Map (JSON from the
+ * request, values.ts) or a plain object (cel-js' own map literals and results).
+ */
+function mapEntries(v: unknown): [unknown, unknown][] | undefined {
+  if (v instanceof Map) return [...v.entries()];
+  if (isPlainMap(v)) return Object.entries(v);
+  return undefined;
+}
+
 // ---------------------------------------------------------------- regular expressions (RE2)
 
 // Patterns are nearly always literals: a bounded cache keeps their compiled form.
@@ -112,10 +122,9 @@ function formatValue(value: Value): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return `[${value.map(formatValue).join(', ')}]`;
   if (value instanceof Uint8Array) return new TextDecoder().decode(value);
-  if (isPlainMap(value))
-    return `{${Object.entries(value)
-      .map(([k, v]) => `${formatValue(k)}: ${formatValue(v)}`)
-      .join(', ')}}`;
+  const entries = mapEntries(value);
+  if (entries !== undefined)
+    return `{${entries.map(([k, v]) => `${formatValue(k)}: ${formatValue(v)}`).join(', ')}}`;
   if (value instanceof KubeIP || value instanceof KubeCIDR) return value.toString();
   return `<${typeName(value)}>`;
 }
@@ -226,9 +235,14 @@ function celEquals(a: Value, b: Value): boolean {
   }
   if (Array.isArray(a) && Array.isArray(b))
     return a.length === b.length && a.every((x, i) => celEquals(x, b[i]));
-  if (isPlainMap(a) && isPlainMap(b)) {
-    const keys = Object.keys(a);
-    return keys.length === Object.keys(b).length && keys.every((k) => k in b && celEquals(a[k], b[k]));
+  const entriesA = mapEntries(a);
+  const entriesB = mapEntries(b);
+  if (entriesA !== undefined && entriesB !== undefined) {
+    const byKey = new Map(entriesB);
+    return (
+      entriesA.length === byKey.size &&
+      entriesA.every(([k, v]) => byKey.has(k) && celEquals(v, byKey.get(k)))
+    );
   }
   return false;
 }
@@ -652,8 +666,8 @@ function identifier(node: MacroNode | undefined, name: string): string {
 
 function entriesOf(collection: unknown): [unknown, unknown][] {
   if (Array.isArray(collection)) return collection.map((v, i) => [BigInt(i), v]);
-  if (collection instanceof Map) return [...collection.entries()];
-  if (isPlainMap(collection)) return Object.entries(collection);
+  const entries = mapEntries(collection);
+  if (entries !== undefined) return entries;
   return fail(`comprehension range must be a list or a map, got ${typeName(collection)}`);
 }
 

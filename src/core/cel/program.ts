@@ -48,12 +48,12 @@ export interface Program {
   readonly source: string;
   /** The checked result type, as cel-js names it (`bool`, `string`, `dyn`, `map<string, dyn>`, …). */
   readonly type: string;
-  run(activation: Readonly<Record<string, unknown>>, costLimit?: number): RunResult;
+  run(activation: object, costLimit?: number): RunResult;
   /**
    * Runs inside another expression's evaluation (a variable read by it): on that expression's
    * cost account, and its error is that expression's error.
    */
-  runNested(activation: Readonly<Record<string, unknown>>): unknown;
+  runNested(activation: object): unknown;
 }
 
 /** The environment for one rule: the root variables plus `variables` typed by its declared fields. */

@@ -24,7 +24,7 @@
 import { defineCheck, type CheckInput, type Finding, type ParamIssue } from '../check.js';
 import { constraintsMatch, labelsOf, type Labels, type MatchConstraints } from '../cel/match.js';
 import { RuleEnvironment, isOptional, type Program, type RunResult } from '../cel/program.js';
-import { CEL_TARGET, type CelView } from '../cel/target.js';
+import { CEL_TARGET, CelView } from '../cel/target.js';
 import { toCel } from '../cel/values.js';
 import type { DenyReason } from '../types.js';
 
@@ -284,8 +284,38 @@ function namespaceObjectOf(input: CheckInput): { object: unknown; labels: Labels
   return { object, labels: { 'kubernetes.io/metadata.name': name, ...labelsOf(raw) } };
 }
 
+/**
+ * The variables of one rule's expressions on one request. `request` is built only when an
+ * expression reads it; `variables` are evaluated on first read.
+ */
+class Activation {
+  readonly #view: CelView;
+  readonly params: unknown;
+  readonly namespaceObject: unknown;
+  readonly variables: object;
+
+  constructor(view: CelView, params: unknown, namespaceObject: unknown, policy: CompiledPolicy) {
+    this.#view = view;
+    this.params = params;
+    this.namespaceObject = namespaceObject;
+    this.variables = lazyVariables(policy, this);
+  }
+
+  get object(): unknown {
+    return this.#view.object;
+  }
+
+  get oldObject(): unknown {
+    return this.#view.oldObject;
+  }
+
+  get request(): unknown {
+    return this.#view.request;
+  }
+}
+
 /** The `variables` value of one evaluation: each evaluated on first read, then remembered. */
-function lazyVariables(policy: CompiledPolicy, activation: Record<string, unknown>): object {
+function lazyVariables(policy: CompiledPolicy, activation: Activation): object {
   const variables = policy.env.makeVariables();
   for (const { name, program } of policy.variables) {
     let result: { value: unknown } | { error: unknown } | undefined;
@@ -314,7 +344,7 @@ function errorText(kind: string, source: string, result: Extract<RunResult, { ok
 }
 
 /** VAP's message for a failed validation: messageExpression, else message, else the expression. */
-function messageOf(validation: CompiledValidation, activation: Record<string, unknown>): string {
+function messageOf(validation: CompiledValidation, activation: Activation): string {
   if (validation.messageProgram !== undefined) {
     const result = validation.messageProgram.run(activation);
     // An error, an empty or blank string, or one with line breaks falls back, as in VAP.
@@ -404,14 +434,7 @@ export const cel = defineCheck<Params, CelView>({
         return (view, input): Finding[] => {
           const namespace = namespaceObjectOf(input);
           if (!constraintsMatch(params.matchConstraints, input.request, namespace.labels)) return [];
-          const activation: Record<string, unknown> = {
-            object: view.object,
-            oldObject: view.oldObject,
-            request: view.request,
-            params: paramsValue,
-            namespaceObject: namespace.object,
-          };
-          activation['variables'] = lazyVariables(policy, activation);
+          const activation = new Activation(view, paramsValue, namespace.object, policy);
 
           // A false matchCondition skips the rule even when another one failed, as in VAP.
           let conditionError: string | undefined;
