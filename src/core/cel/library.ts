@@ -240,8 +240,7 @@ function celEquals(a: Value, b: Value): boolean {
   if (entriesA !== undefined && entriesB !== undefined) {
     const byKey = new Map(entriesB);
     return (
-      entriesA.length === byKey.size &&
-      entriesA.every(([k, v]) => byKey.has(k) && celEquals(v, byKey.get(k)))
+      entriesA.length === byKey.size && entriesA.every(([k, v]) => byKey.has(k) && celEquals(v, byKey.get(k)))
     );
   }
   return false;

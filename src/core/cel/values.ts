@@ -83,16 +83,16 @@ export class JsonMap extends Map<unknown, unknown> {
     super.forEach(callback);
   }
 
-  override set(): this {
-    throw new TypeError('a CEL value is read-only');
+  override set(key: unknown): this {
+    throw new TypeError(`a CEL value is read-only: cannot set ${String(key)}`);
   }
 
-  override delete(): boolean {
-    throw new TypeError('a CEL value is read-only');
+  override delete(key: unknown): boolean {
+    throw new TypeError(`a CEL value is read-only: cannot delete ${String(key)}`);
   }
 
   override clear(): void {
-    throw new TypeError('a CEL value is read-only');
+    throw new TypeError('a CEL value is read-only: cannot clear it');
   }
 
   /** Converts every field (one level) for a read of the whole map, keeping the object's order. */
