@@ -145,6 +145,37 @@ const POLICIES: Policy[] = [
       ],
     },
   },
+  {
+    // JSON keys named like JS object properties are plain map keys to CEL (Portcullis reads JSON
+    // lazily through Maps, so `__proto__` stays a key and `constructor` a field).
+    name: 'prototype-keys',
+    spec: {
+      matchConstraints: { resourceRules: [rule('', ['configmaps'])] },
+      matchConditions: [
+        { name: 'protokeys', expression: "object.metadata.?labels.?protokeys.orValue('') == 'yes'" },
+      ],
+      validations: [
+        {
+          expression: "!('__proto__' in object.data) || object.data['__proto__'] == 'fine'",
+          message: '__proto__ must be fine',
+        },
+        {
+          expression: "!('constructor' in object.data) || object.data.constructor.startsWith('ok')",
+          messageExpression: "'constructor is ' + object.data.constructor",
+        },
+        { expression: "object.data[?'toString'].orValue('') != 'bad'", message: 'toString must not be bad' },
+        {
+          expression: "object.data.all(k, object.data[k] != 'forbidden')",
+          messageExpression:
+            "'forbidden: ' + object.data.filter(k, object.data[k] == 'forbidden').join(', ')",
+        },
+        {
+          expression: "!('valueOf' in object.data) && size(object.data) <= 3",
+          message: 'no valueOf, at most 3 keys',
+        },
+      ],
+    },
+  },
 ];
 
 interface Case {
@@ -185,6 +216,13 @@ const configMap =
     metadata: { name: 'cm', namespace: ns, labels: { checked } },
     data,
   });
+// From JSON, as the API server sends it: an object literal would take `__proto__` for its prototype.
+const protoKeys = (json: string) => (ns: string) => ({
+  apiVersion: 'v1',
+  kind: 'ConfigMap',
+  metadata: { name: 'cm', namespace: ns, labels: { protokeys: 'yes' } },
+  data: JSON.parse(json) as Record<string, string>,
+});
 const DIGEST = `@sha256:${'a'.repeat(64)}`;
 
 const CASES: Case[] = [
@@ -211,6 +249,15 @@ const CASES: Case[] = [
   // One bad key: Go iterates a map in random order, so two would come out in either order.
   { name: 'configmap bad key', object: configMap({ good: 'y', 'with-dash': 'z' }) },
   { name: 'configmap bad name', object: configMap({ name: 'Not_A_Label' }) },
+  {
+    name: 'configmap keys __proto__, constructor, toString',
+    object: protoKeys('{"__proto__":"fine","constructor":"ok-1","toString":"t"}'),
+  },
+  { name: 'configmap key __proto__ denied', object: protoKeys('{"__proto__":"evil"}') },
+  { name: 'configmap key constructor denied', object: protoKeys('{"constructor":"nope"}') },
+  { name: 'configmap key toString denied', object: protoKeys('{"toString":"bad"}') },
+  { name: 'configmap key hasOwnProperty forbidden', object: protoKeys('{"hasOwnProperty":"forbidden"}') },
+  { name: 'configmap key valueOf denied', object: protoKeys('{"valueOf":"x"}') },
 ];
 
 /** The policy's own message from either error text, without the API server's or Portcullis' framing. */
