@@ -3,6 +3,10 @@
 // always visible in /metrics.
 
 import { once } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { finished } from 'node:stream/promises';
 import pino from 'pino';
 import type { Logger } from 'pino';
 import type { AuditEvent } from './event.js';
@@ -27,51 +31,34 @@ export type Destination = ReturnType<typeof pino.destination>;
 // A disk that stops taking writes must not grow the heap without end: past this much text not yet
 // written, an event is dropped and counted.
 const MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
-/**
- * The most one write takes: dozens of event-loop turns' worth of events at 10,000 answers a second,
- * and small enough that SonicBoom's re-measuring of its pending chunk stays cheap if the disk lags.
- */
-const MAX_WRITE_BYTES = 256 * 1024;
+/** The longest a line waits in the file sink's memory before it is handed to the file. */
+export const FLUSH_INTERVAL_MS = 10;
+/** Handed to the file at the end of the event-loop turn instead, once this much is waiting. */
+const FLUSH_BYTES = 256 * 1024;
 
 /**
- * JSON lines, one Event each, the format of the API server's log backend. Written through a pino
- * destination (SonicBoom): the default stdout sink shares the process logger's destination, so an
- * event line and a log line never interleave mid-line.
- *
- * The file sink batches: the lines of one event-loop turn (every request answered in it) go to the
- * destination as one string when the turn ends (setImmediate), not one write each. Handing SonicBoom
- * a line at a time cost ~6 µs per event on Node 20: it measures the UTF-8 length of its whole
- * pending chunk (up to 16 KB) again on every write, and starts an fs.write for the first line after
- * each completed one. Lines wait in memory either way (at most one turn longer than in SonicBoom's
- * own buffer), and close() hands over what is pending before it closes the file. The stdout
- * sink stays line by line: it is synchronous, and its lines must keep their place among log lines.
+ * JSON lines, one Event each, the format of the API server's log backend, written synchronously
+ * through a pino destination (SonicBoom): the default stdout sink shares the process logger's
+ * destination, so an event line and a log line never interleave mid-line and keep their order.
  */
 export class JsonLinesSink implements AuditSink {
   readonly #destination: Destination;
   readonly #counters: AuditCounters;
   readonly #drops: DropLog;
   readonly #ownsDestination: boolean;
-  readonly #batched: boolean;
   #destinationDropped = false;
-  /** Batched lines not yet handed to the destination. */
-  #pending: string[] = [];
-  #flushScheduled: NodeJS.Immediate | undefined;
-  /** Batched bytes not yet on disk: pending here, or handed over and not yet written by SonicBoom. */
-  #unwritten = 0;
-  #closing = false;
 
   constructor(
     readonly name: string,
     destination: Destination,
     counters: AuditCounters,
     logger: Logger,
-    options: { ownsDestination: boolean; batch?: boolean },
+    options: { ownsDestination: boolean },
   ) {
     this.#destination = destination;
     this.#counters = counters;
     this.#drops = new DropLog(logger, name);
     this.#ownsDestination = options.ownsDestination;
-    this.#batched = options.batch === true;
     // SonicBoom emits `drop` inside write(), so write() can tell which event it was.
     destination.on('drop', () => {
       this.#destinationDropped = true;
@@ -79,32 +66,15 @@ export class JsonLinesSink implements AuditSink {
     destination.on('error', (err: unknown) => {
       logger.error({ sink: name, err }, 'audit destination failed');
     });
-    if (this.#batched) {
-      // Bytes SonicBoom got onto disk: what the buffer bound counts down, as SonicBoom's own does.
-      destination.on('write', (bytes: number) => {
-        this.#unwritten -= bytes;
-      });
-    }
   }
 
-  /** A file sink, once the file is open: a path that cannot be written fails here, not later. */
-  static async openFile(path: string, counters: AuditCounters, logger: Logger): Promise<JsonLinesSink> {
-    // No maxLength here: the sink bounds its buffer itself (MAX_BUFFERED_BYTES, per event), so
-    // SonicBoom never has to drop a whole batch. maxWrite: with SonicBoom's 16 KB default and one
-    // write in flight, a busy process got ~16 KB onto disk per event-loop turn, about what 7,000
-    // answers a second produce, so text queued for tens of milliseconds, lived through two
-    // scavenges and was promoted: the old generation grew ~5 MB/s under load until a full GC.
-    const destination = pino.destination({ dest: path, sync: false, mkdir: true, maxWrite: MAX_WRITE_BYTES });
-    await once(destination, 'ready');
-    return new JsonLinesSink('file', destination, counters, logger, { ownsDestination: true, batch: true });
+  /** The `--audit-log` sink, once the file is open: a path that cannot be written fails here, not later. */
+  static openFile(path: string, counters: AuditCounters, logger: Logger): Promise<AuditSink> {
+    return FileSink.open(path, counters, logger);
   }
 
   write(event: AuditEvent): void {
     const line = `${JSON.stringify(event)}\n`;
-    if (this.#batched) {
-      this.#enqueue(line);
-      return;
-    }
     this.#destinationDropped = false;
     let reason: string | undefined;
     try {
@@ -118,55 +88,11 @@ export class JsonLinesSink implements AuditSink {
       this.#counters.written(this.name, 1);
       return;
     }
-    this.#drop(1, reason);
-  }
-
-  /** Takes a line for the batch, or drops it: the same bound, in the same bytes, as SonicBoom's maxLength. */
-  #enqueue(line: string): void {
-    if (this.#closing) {
-      this.#drop(1, 'destination closed');
-      return;
-    }
-    const bytes = Buffer.byteLength(line);
-    if (this.#unwritten + bytes > MAX_BUFFERED_BYTES) {
-      this.#drop(1, 'destination buffer full');
-      return;
-    }
-    this.#unwritten += bytes;
-    this.#pending.push(line);
-    this.#flushScheduled ??= setImmediate(this.#flush);
-  }
-
-  /** Hands the batch over; its events count as written then (one metric update per batch). */
-  readonly #flush = (): void => {
-    this.#flushScheduled = undefined;
-    const count = this.#pending.length;
-    if (count === 0) return;
-    const text = count === 1 ? (this.#pending[0] ?? '') : this.#pending.join('');
-    this.#pending = [];
-    try {
-      this.#destination.write(text);
-    } catch {
-      // Not reached while the sink owns an open file: SonicBoom throws only once destroyed, and
-      // close() flushes before it ends the destination. Should it happen, say so.
-      this.#unwritten -= Buffer.byteLength(text);
-      this.#drop(count, 'destination closed');
-      return;
-    }
-    this.#counters.written(this.name, count);
-  };
-
-  #drop(count: number, reason: string): void {
-    this.#counters.dropped(this.name, count);
-    this.#drops.record(count, reason);
+    this.#counters.dropped(this.name, 1);
+    this.#drops.record(1, reason);
   }
 
   async close(): Promise<void> {
-    if (this.#batched) {
-      this.#closing = true;
-      if (this.#flushScheduled !== undefined) clearImmediate(this.#flushScheduled);
-      this.#flush();
-    }
     this.#drops.flush();
     if (!this.#ownsDestination) {
       await new Promise<void>((resolve) => {
@@ -179,6 +105,111 @@ export class JsonLinesSink implements AuditSink {
     const closed = once(this.#destination, 'close');
     this.#destination.end();
     await closed;
+  }
+}
+
+/**
+ * JSON lines to a file, in batches: lines wait in memory for at most FLUSH_INTERVAL_MS (or to the
+ * end of the event-loop turn once FLUSH_BYTES are waiting) and go to the file as one write.
+ *
+ * Why batches, and why Node's own fs.WriteStream. Every write is an fs.write on libuv's thread
+ * pool, and its round trip (a thread woken, the syscall, the completion back on the event loop)
+ * costs tens of µs of CPU on a busy 2-core machine whatever its size: flushed once per event-loop
+ * turn, as this sink did before, a loaded server wrote a few events per write and paid 10–20 µs of
+ * it per answer; per 10 ms window, tens of events share one. And a batch is UTF-8 encoded once,
+ * when it is handed over: SonicBoom, which this sink wrote through before, measures a string batch
+ * when it takes it, fs.write encodes it, and SonicBoom encodes it once more when the write
+ * completes (to cut what was written off its buffer), three passes over every byte (its buffer
+ * mode avoids that but is typed for strings only). A line reaches the disk at most 10 ms later than
+ * it would have (it was in memory either way); close() hands over what is pending, then waits
+ * until it is written. The bound below counts every byte not yet on disk, here or in the stream.
+ */
+class FileSink implements AuditSink {
+  readonly name = 'file';
+  readonly #stream: WriteStream;
+  readonly #counters: AuditCounters;
+  readonly #drops: DropLog;
+  /** Lines not yet handed to the stream, and their UTF-8 size. */
+  #pending: string[] = [];
+  #pendingBytes = 0;
+  /** Set while lines are pending and FLUSH_INTERVAL_MS has not passed. */
+  #timer: NodeJS.Timeout | undefined;
+  #immediate: NodeJS.Immediate | undefined;
+  #closing = false;
+
+  private constructor(stream: WriteStream, counters: AuditCounters, logger: Logger) {
+    this.#stream = stream;
+    this.#counters = counters;
+    this.#drops = new DropLog(logger, this.name);
+    stream.on('error', (err: unknown) => {
+      logger.error({ sink: this.name, err }, 'audit destination failed');
+    });
+  }
+
+  static async open(path: string, counters: AuditCounters, logger: Logger): Promise<FileSink> {
+    await mkdir(dirname(path), { recursive: true });
+    const stream = createWriteStream(path, { flags: 'a' });
+    await once(stream, 'ready');
+    return new FileSink(stream, counters, logger);
+  }
+
+  write(event: AuditEvent): void {
+    const line = `${JSON.stringify(event)}\n`;
+    if (this.#closing || this.#stream.destroyed) {
+      this.#drop(1, 'destination closed');
+      return;
+    }
+    const bytes = Buffer.byteLength(line);
+    if (this.#pendingBytes + this.#stream.writableLength + bytes > MAX_BUFFERED_BYTES) {
+      this.#drop(1, 'destination buffer full');
+      return;
+    }
+    this.#pending.push(line);
+    this.#pendingBytes += bytes;
+    if (this.#pendingBytes >= FLUSH_BYTES) {
+      this.#immediate ??= setImmediate(this.#flush);
+    } else {
+      // A new timer per window: a cleared one cannot be re-armed (refresh() then does nothing).
+      this.#timer ??= setTimeout(this.#flush, FLUSH_INTERVAL_MS);
+    }
+  }
+
+  /** Hands the batch over; its events count as written then (one metric update per batch). */
+  readonly #flush = (): void => {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    if (this.#immediate !== undefined) {
+      clearImmediate(this.#immediate);
+      this.#immediate = undefined;
+    }
+    const count = this.#pending.length;
+    if (count === 0) return;
+    const text = count === 1 ? (this.#pending[0] ?? '') : this.#pending.join('');
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    if (this.#stream.destroyed) {
+      // After an I/O error (logged): the stream takes nothing more.
+      this.#drop(count, 'destination closed');
+      return;
+    }
+    this.#stream.write(Buffer.from(text));
+    this.#counters.written(this.name, count);
+  };
+
+  #drop(count: number, reason: string): void {
+    this.#counters.dropped(this.name, count);
+    this.#drops.record(count, reason);
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    this.#flush();
+    this.#drops.flush();
+    this.#stream.end();
+    // An I/O error is logged by the listener above; close() still completes.
+    await finished(this.#stream).catch(() => undefined);
   }
 }
 

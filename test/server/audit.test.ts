@@ -264,6 +264,31 @@ function webhookSink(
 }
 
 t.test(
+  '--audit-log: lines reach the file while it is open, one window after another, in order',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'portcullis-audit-window-'));
+    const path = join(dir, 'audit.log');
+    const metrics = createMetrics();
+    const file = await JsonLinesSink.openFile(path, metrics.audit, pino({ level: 'silent' }));
+    t.teardown(() => file.close());
+    const onDisk = async (): Promise<string[]> =>
+      (await readFile(path, 'utf8')).split('\n').filter((l) => l !== '');
+    const [first, second, third] = events(3);
+    // Each write starts a new flush window after the last one was written: a window that could not
+    // be re-armed would leave the later lines in memory until close().
+    for (const [i, event] of [first, second, third].entries()) {
+      file.write(event!);
+      await until(async () => (await onDisk()).length === i + 1, 5000, `line ${i + 1} on disk`);
+    }
+    t.strictSame(
+      (await onDisk()).map((l) => (JSON.parse(l) as AuditEvent).auditID),
+      [first, second, third].map((e) => e!.auditID),
+    );
+    t.equal(await count(metrics.auditWritten, 'file'), 3, 'counted written when handed to the file');
+  },
+);
+
+t.test(
   '--audit-log: past 32 MiB not yet on disk, events are dropped, counted and logged, never queued without bound',
   async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'portcullis-audit-bound-'));
