@@ -4,6 +4,7 @@
 import type { CheckInput } from './check.js';
 import { matchesSubject, objectNameOf, stateAt } from './exceptions.js';
 import { POD_TARGET } from './pod.js';
+import type { Target } from './target.js';
 import type { CompiledRule, CompiledRuleSet } from './ruleset.js';
 import type { AdmissionRequest, Decision, EvaluationContext, SkipReason, Violation } from './types.js';
 
@@ -26,13 +27,24 @@ function exemption(request: AdmissionRequest, ruleset: CompiledRuleSet): string 
   return undefined;
 }
 
+/** The distinct targets of a RuleSet's rules, worked out once per RuleSet rather than per request. */
+const targetsOf = new WeakMap<CompiledRuleSet, readonly Target<unknown>[]>();
+
+function rulesetTargets(ruleset: CompiledRuleSet): readonly Target<unknown>[] {
+  let targets = targetsOf.get(ruleset);
+  if (targets === undefined) {
+    targets = [...new Set(ruleset.rules.map((r) => r.compiled.target))];
+    targetsOf.set(ruleset, targets);
+  }
+  return targets;
+}
+
 /**
  * The checks every request passes before any rule: operations and subresources that no rule's
  * target judges, then exemptions. Shared with `mutate`, so both skip the same requests.
  */
 export function skipReason(request: AdmissionRequest, ruleset: CompiledRuleSet): SkipReason | undefined {
-  const targets = new Set(ruleset.rules.map((r) => r.compiled.target));
-  const judged = [...targets];
+  const judged = rulesetTargets(ruleset);
   if (!judged.some((t) => t.operations.includes(request.operation))) {
     return { kind: 'operation', detail: `${request.operation} is not judged` };
   }
@@ -44,10 +56,24 @@ export function skipReason(request: AdmissionRequest, ruleset: CompiledRuleSet):
   return exempt === undefined ? undefined : { kind: 'exempt', detail: exempt };
 }
 
-/** The rules that judge this request: in the namespace's scope, and of a target that reads it. */
+/**
+ * The rules that judge this request: in the namespace's scope, and of a target that reads it.
+ * Each target is asked once per request, not once per rule: a pod target's answer builds a
+ * `group/kind` key and looks it up, and the default RuleSet has a dozen pod rules.
+ */
 export function rulesFor(request: AdmissionRequest, ruleset: CompiledRuleSet): CompiledRule[] {
   const namespace = request.namespace ?? '';
-  return ruleset.rules.filter((rule) => rule.inScope(namespace) && rule.compiled.target.accepts(request));
+  const accepted = new Map<Target<unknown>, boolean>();
+  return ruleset.rules.filter((rule) => {
+    if (!rule.inScope(namespace)) return false;
+    const target = rule.compiled.target;
+    let accepts = accepted.get(target);
+    if (accepts === undefined) {
+      accepts = target.accepts(request);
+      accepted.set(target, accepts);
+    }
+    return accepts;
+  });
 }
 
 export function evaluate(
@@ -72,15 +98,19 @@ export function evaluate(
 
   const violations: Violation[] = [];
   let auditAnnotations: Record<string, string> | undefined;
+  // One input for every rule of the request (checks run one after the other and keep nothing):
+  // `annotate` files under the rule running now.
+  let running = '';
+  const input: CheckInput = {
+    request,
+    context,
+    annotate: (key, value) => {
+      auditAnnotations ??= {};
+      auditAnnotations[`${running}.${key}`] = value;
+    },
+  };
   for (const rule of judged) {
-    const input: CheckInput = {
-      request,
-      context,
-      annotate: (key, value) => {
-        auditAnnotations ??= {};
-        auditAnnotations[`${rule.name}.${key}`] = value;
-      },
-    };
+    running = rule.name;
     let result;
     try {
       result = rule.compiled.run(input);
@@ -104,13 +134,16 @@ export function evaluate(
     }
   }
   const lapsed = applyExceptions(request, ruleset, violations, context.now);
-  return {
+  // Built by assignment, not with conditional spreads: on Node 20 an object literal with a spread
+  // leaves V8's fast path (see admissionEvent in src/audit/event.ts), and this runs per request.
+  const decision: Decision = {
     allowed: !violations.some((v) => v.action === 'deny' && v.exception === undefined),
     violations,
     rulesApplied,
-    ...(lapsed.length === 0 ? {} : { lapsedExceptions: lapsed }),
-    ...(auditAnnotations === undefined ? {} : { auditAnnotations }),
   };
+  if (lapsed.length > 0) decision.lapsedExceptions = lapsed;
+  if (auditAnnotations !== undefined) decision.auditAnnotations = auditAnnotations;
+  return decision;
 }
 
 /**

@@ -93,11 +93,11 @@ function decide(request: AdmissionRequest, judge: Judge): Decision {
       rulesApplied: [],
     };
   }
-  return evaluate(request, judge.loaded.ruleset, {
-    now: new Date(),
-    ...(judge.namespaces === undefined ? {} : { namespaces: judge.namespaces }),
-    ...judge.context,
-  });
+  // Built by assignment, not spreads: see admissionEvent in src/audit/event.ts (once per request).
+  const context: EvaluationContext = { now: new Date() };
+  if (judge.namespaces !== undefined) context.namespaces = judge.namespaces;
+  if (judge.context !== undefined) Object.assign(context, judge.context);
+  return evaluate(request, judge.loaded.ruleset, context);
 }
 
 export function validateReview(review: AdmissionReview, judge: Judge): Answer {
@@ -109,18 +109,22 @@ export function validateReview(review: AdmissionReview, judge: Judge): Answer {
   const exceptions = exceptionsApplied(decision)
     .map((e) => `${e.name}=${e.expires}`)
     .join(',');
-  const auditAnnotations = {
-    ...decision.auditAnnotations,
-    ...annotations(verdict, rules, judge.loaded?.hash),
-  };
+  // The rules' own annotations first, then ours, as a spread of both would order them; built by
+  // assignment, not spreads (see admissionEvent in src/audit/event.ts): this runs per request.
+  const auditAnnotations: Record<string, string> =
+    decision.auditAnnotations === undefined ? {} : Object.assign({}, decision.auditAnnotations);
+  addAnnotations(auditAnnotations, verdict, rules, judge.loaded?.hash);
   if (exceptions !== '') auditAnnotations[RESPONSE_ANNOTATIONS.exceptions] = exceptions;
   const response: AdmissionResponse = {
     uid: review.request.uid,
     allowed: decision.allowed,
-    ...(message === undefined ? {} : { status: { ...denyStatus(decision), message } }),
-    ...(warned.length === 0 ? {} : { warnings: warned }),
     auditAnnotations,
   };
+  if (message !== undefined) {
+    const { code, reason } = denyStatus(decision);
+    response.status = reason === undefined ? { code, message } : { code, reason, message };
+  }
+  if (warned.length > 0) response.warnings = warned;
   // The API server's own audit event for an exec then names the command too, beside its verb (get
   // for WebSocket, create for SPDY), which the webhook request does not carry.
   addSessionAnnotations(response.auditAnnotations, review.request, '');
@@ -193,8 +197,18 @@ function annotations(
   rules: readonly { rule: string; action: string }[],
   hash: string | undefined,
 ): Record<string, string> {
-  const out: Record<string, string> = { [RESPONSE_ANNOTATIONS.decision]: decision };
+  const out: Record<string, string> = {};
+  addAnnotations(out, decision, rules, hash);
+  return out;
+}
+
+function addAnnotations(
+  out: Record<string, string>,
+  decision: string,
+  rules: readonly { rule: string; action: string }[],
+  hash: string | undefined,
+): void {
+  out[RESPONSE_ANNOTATIONS.decision] = decision;
   if (hash !== undefined) out[RESPONSE_ANNOTATIONS.rulesetHash] = hash;
   if (rules.length > 0) out[RESPONSE_ANNOTATIONS.rules] = formatRules(rules);
-  return out;
 }
