@@ -6,25 +6,21 @@
 // the policy sets one. Then a cel rule for a kind the webhook did not send before is added to the
 // rules ConfigMap and must be enforced within 2 s of the edit, with the webhook's rules following.
 
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import t, { type Test } from 'tap';
-import { stringify } from 'yaml';
+import { type Test } from 'tap';
+import { isRecord } from '../helpers/webhooks.js';
 import {
-  Cluster,
-  findBinaries,
-  freePort,
+  applyShippedManifests,
+  shippedManifests,
+  must,
   poll,
-  PortcullisServer,
-  REPO,
-  run,
-  startWatchdog,
+  runSuite,
+  startCluster,
+  startPortcullis,
   type Binaries,
   type RunResult,
 } from './harness.js';
-import { pointWebhooksAt, renderManifests, toYaml } from './webhooks.js';
+import { toYaml } from './webhooks.js';
 
 const RELOAD_BUDGET_MS = 2_000;
 
@@ -273,24 +269,8 @@ function verdictOf(result: RunResult): { allowed: boolean; message?: string } {
 }
 
 async function suite(t: Test, binaries: Binaries): Promise<void> {
-  const workdir = mkdtempSync(join(tmpdir(), 'portcullis-e2e-cel-'));
-  const serverPidFile = join(workdir, 'portcullis.pid');
-  const watchdog = startWatchdog(workdir, serverPidFile);
-  const servers: PortcullisServer[] = [];
-  t.teardown(async () => {
-    await Promise.all(servers.map((s) => s.stop()));
-    await Cluster.stop(workdir);
-    if (watchdog.pid !== undefined) process.kill(-watchdog.pid, 'SIGTERM');
-    if (t.passing()) rmSync(workdir, { recursive: true, force: true });
-    else console.error(`# cel end-to-end: logs kept in ${workdir}`);
-  });
-  const cluster = await Cluster.start(workdir, binaries, []);
-  const kubectl = (args: readonly string[], input?: string) => cluster.kubectl(args, input);
-  const must = async (result: Promise<RunResult>, what: string): Promise<RunResult> => {
-    const r = await result;
-    if (r.code !== 0) throw new Error(`${what} failed (${r.code}): ${r.stderr}`);
-    return r;
-  };
+  const e2e = await startCluster(t, binaries, { name: 'cel' });
+  const { cluster, kubectl } = e2e;
 
   // --- the RuleSet: the policies as cel rules, scoped to namespace pc ------------------------
   const ruleSet = (extra: unknown[] = []) => ({
@@ -307,22 +287,9 @@ async function suite(t: Test, binaries: Binaries): Promise<void> {
       ...extra,
     ],
   });
-  const rulesConfigMap = (ruleset: unknown) => ({
-    apiVersion: 'v1',
-    kind: 'ConfigMap',
-    metadata: { name: 'portcullis-rules', namespace: 'portcullis' },
-    data: { 'rules.yaml': stringify(ruleset) },
-  });
-  // The shipped RBAC (ClusterRole included), namespace and ServiceAccount; not the Deployment.
-  const shipped = renderManifests().filter((o) =>
-    ['Namespace', 'ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding'].includes(
-      o['kind'],
-    ),
-  );
-  await must(
-    kubectl(['apply', '-f', '-'], toYaml([...shipped, rulesConfigMap(ruleSet())])),
-    'apply RBAC and rules',
-  );
+  // What ships but the Deployment and the webhooks, the rules ConfigMap with these rules instead.
+  const shipped = shippedManifests();
+  await applyShippedManifests(e2e, shipped, ruleSet());
   for (const ns of ['vap', 'pc']) await must(kubectl(['create', 'namespace', ns]), `namespace ${ns}`);
 
   // --- the same policies as VAPs, bound in namespace vap -------------------------------------
@@ -359,56 +326,10 @@ async function suite(t: Test, binaries: Binaries): Promise<void> {
   await must(kubectl(['apply', '-f', '-'], toYaml(vaps)), 'apply the VAPs and bindings');
 
   // --- Portcullis, as its ServiceAccount, following the ConfigMap and its webhook configuration
-  const tls = join(workdir, 'tls');
-  mkdirSync(tls);
-  const certs = await must(
-    run(process.execPath, [
-      join(REPO, 'bin/portcullis'),
-      'certs',
-      '--service',
-      'portcullis',
-      '--namespace',
-      'portcullis',
-      '--out',
-      tls,
-      '--ip',
-      '127.0.0.1',
-    ]),
-    'portcullis certs',
-  );
-  const caBundle = certs.stdout.trim();
-  const caPem = readFileSync(join(tls, 'ca.crt'), 'utf8');
-  const token = await must(
-    kubectl(['create', 'token', 'portcullis', '-n', 'portcullis', '--duration=1h']),
-    'token',
-  );
-  const saKubeconfig = join(workdir, 'portcullis.kubeconfig');
-  writeFileSync(
-    saKubeconfig,
-    readFileSync(cluster.kubeconfig, 'utf8').replace(/token: .*/, `token: ${token.stdout.trim()}`),
-  );
-
-  const port = await freePort();
-  const webhookConfigs = pointWebhooksAt(`https://127.0.0.1:${port}`, caBundle);
-  await must(kubectl(['apply', '-f', '-'], toYaml(webhookConfigs)), 'apply the webhook configurations');
-  const validatingName =
-    webhookConfigs.find((c) => c.kind === 'ValidatingWebhookConfiguration')?.metadata.name ?? '';
-
-  const server = PortcullisServer.start(
-    [
-      '--rules-configmap', 'portcullis/portcullis-rules', '--kubeconfig', saKubeconfig,
-      '--webhook-configuration', validatingName,
-      '--tls-cert', join(tls, 'tls.crt'), '--tls-key', join(tls, 'tls.key'),
-      '--host', '127.0.0.1', '--port', String(port), '--audit-log', join(workdir, 'audit.log'),
-    ], // prettier-ignore
-    port,
-    join(workdir, 'portcullis.log'),
-    serverPidFile,
-  );
-  servers.push(server);
-  t.ok(await server.ready(caPem, 20_000), 'serve is ready as the portcullis ServiceAccount', {
-    log: readFileSync(join(workdir, 'portcullis.log'), 'utf8').slice(-3000),
-  });
+  // (registered first: serve keeps the one it is named in step with the cel rules).
+  const validating = shipped.objects.find((o) => o.kind === 'ValidatingWebhookConfiguration');
+  const validatingName = isRecord(validating?.['metadata']) ? String(validating['metadata']['name']) : '';
+  await startPortcullis(e2e, { webhooks: 'before', extraArgs: ['--webhook-configuration', validatingName] });
 
   const webhookRules = async (): Promise<string[]> => {
     const got = await cluster.api(
@@ -477,7 +398,7 @@ async function suite(t: Test, binaries: Binaries): Promise<void> {
       ],
     },
   };
-  const edited = rulesConfigMap(ruleSet([noLongLived]));
+  const edited = shipped.rulesConfigMap(ruleSet([noLongLived]));
   const replaced = await cluster.api(
     'PUT',
     '/api/v1/namespaces/portcullis/configmaps/portcullis-rules',
@@ -511,12 +432,4 @@ async function suite(t: Test, binaries: Binaries): Promise<void> {
   );
 }
 
-const found = findBinaries();
-if ('missing' in found) {
-  const reason = `cel end-to-end skipped: ${found.missing}. \`npm run test:e2e\` builds kube-apiserver and etcd`;
-  if (process.env['PORTCULLIS_E2E_REQUIRED'] === '1') t.fail(reason);
-  else t.plan(0, reason);
-} else {
-  t.setTimeout(240_000);
-  t.test('cel rules and ValidatingAdmissionPolicy on a real kube-apiserver', (t) => suite(t, found.binaries));
-}
+runSuite('cel rules and ValidatingAdmissionPolicy on a real kube-apiserver', suite);

@@ -9,33 +9,27 @@
 // Run with `npm run test:e2e`. Without the binaries (or helm) this file skips, saying why; under
 // `npm run test:e2e` a missing one is a failure.
 
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import { type Test } from 'tap';
 import { stringify } from 'yaml';
 import { CHART_DIR, findHelm, KUBE_VERSION, objectKey } from '../helpers/chart.js';
 import { parseObjects } from '../helpers/webhooks.js';
 import {
-  Cluster,
-  findBinaries,
   freePort,
+  makeCertificates,
+  must,
   poll,
-  PortcullisServer,
-  REPO,
   run,
-  startWatchdog,
+  runSuite,
+  serviceAccountKubeconfig,
+  startCluster,
+  startServe,
   type Binaries,
   type RunResult,
 } from './harness.js';
 
 const NAMESPACE = 'portcullis';
-
-async function must(result: Promise<RunResult>, what: string): Promise<RunResult> {
-  const r = await result;
-  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}):\n${r.stderr}${r.stdout}`);
-  return r;
-}
 
 function pod(name: string, privileged: boolean): Record<string, unknown> {
   return {
@@ -55,21 +49,8 @@ function pod(name: string, privileged: boolean): Record<string, unknown> {
 }
 
 async function suite(t: Test, binaries: Binaries, helmBin: string): Promise<void> {
-  const workdir = mkdtempSync(join(tmpdir(), 'portcullis-e2e-chart-'));
-  const serverPidFile = join(workdir, 'portcullis.pid');
-  const watchdog = startWatchdog(workdir, serverPidFile);
-  const running: { server?: PortcullisServer } = {};
-  t.teardown(async () => {
-    await running.server?.stop();
-    await Cluster.stop(workdir);
-    if (watchdog.pid !== undefined) process.kill(-watchdog.pid, 'SIGTERM');
-    if (t.passing()) rmSync(workdir, { recursive: true, force: true });
-    else console.error(`# end-to-end (chart): logs kept in ${workdir}`);
-  });
-
-  const cluster = await Cluster.start(workdir, binaries, []);
-  const kubectl = (args: readonly string[], input?: string): Promise<RunResult> =>
-    cluster.kubectl(args, input);
+  const e2e = await startCluster(t, binaries, { name: 'chart' });
+  const { workdir, cluster, kubectl } = e2e;
   const helm = (args: readonly string[]): Promise<RunResult> =>
     run(helmBin, [...args, '--kubeconfig', cluster.kubeconfig], {
       env: {
@@ -81,21 +62,10 @@ async function suite(t: Test, binaries: Binaries, helmBin: string): Promise<void
     });
 
   // --- certificates, as README says: portcullis certs, then --set-file ---------------------
-  const tls = join(workdir, 'tls');
-  mkdirSync(tls);
-  await must(
-    run(process.execPath, [
-      join(REPO, 'bin/portcullis'),
-      'certs', '--service', 'portcullis', '--namespace', NAMESPACE, '--out', tls,
-      // The API server dials 127.0.0.1 here, not the Service.
-      '--ip', '127.0.0.1',
-    ]), // prettier-ignore
-    'portcullis certs',
-  );
-  const caPem = readFileSync(join(tls, 'ca.crt'), 'utf8');
+  const certs = await makeCertificates(e2e, { namespace: NAMESPACE });
   const port = await freePort();
   const values = [
-    '--set-file', `certificates.caCrt=${join(tls, 'ca.crt')},certificates.tlsCrt=${join(tls, 'tls.crt')},certificates.tlsKey=${join(tls, 'tls.key')}`,
+    '--set-file', `certificates.caCrt=${certs.caFile},certificates.tlsCrt=${certs.cert},certificates.tlsKey=${certs.key}`,
     '--set', `webhooks.url=https://127.0.0.1:${port}`,
   ]; // prettier-ignore
 
@@ -152,27 +122,16 @@ async function suite(t: Test, binaries: Binaries, helmBin: string): Promise<void
   });
 
   // --- Portcullis beside the API server, as the chart's ServiceAccount ------------------------
-  const token = await must(
-    kubectl(['create', 'token', 'portcullis', '-n', NAMESPACE, '--duration=1h']),
-    'a token for the chart’s ServiceAccount',
-  );
-  const saKubeconfig = join(workdir, 'portcullis.kubeconfig');
-  writeFileSync(
-    saKubeconfig,
-    readFileSync(cluster.kubeconfig, 'utf8').replace(/token: .*/, `token: ${token.stdout.trim()}`),
-  );
-  const serverLog = join(workdir, 'portcullis.log');
-  const server = PortcullisServer.start(
-    ['--rules-configmap', `${NAMESPACE}/portcullis-rules`, '--kubeconfig', saKubeconfig,
-      '--tls-cert', join(tls, 'tls.crt'), '--tls-key', join(tls, 'tls.key'), '--host', '127.0.0.1', '--port', String(port)], // prettier-ignore
+  const kubeconfig = await serviceAccountKubeconfig(e2e, NAMESPACE);
+  const server = startServe(e2e, {
     port,
-    serverLog,
-    serverPidFile,
-  );
-  running.server = server;
-  const ready = await server.ready(caPem, 20_000);
+    certs,
+    kubeconfig,
+    rulesConfigMap: `${NAMESPACE}/portcullis-rules`,
+  });
+  const ready = await server.ready(certs.caPem, 20_000);
   t.ok(ready, 'serve is ready on the chart’s rules ConfigMap, with only the chart’s RBAC', {
-    log: ready ? undefined : readFileSync(serverLog, 'utf8').slice(-4000),
+    log: ready ? undefined : readFileSync(server.logFile, 'utf8').slice(-4000),
   });
   if (!ready) return;
 
@@ -252,14 +211,13 @@ async function suite(t: Test, binaries: Binaries, helmBin: string): Promise<void
   });
 }
 
-const found = findBinaries();
 const helmFound = findHelm();
-const missing = 'missing' in found ? found.missing : 'missing' in helmFound ? helmFound.missing : undefined;
-if (missing !== undefined) {
-  const reason = `chart end-to-end skipped: ${missing}; \`npm run test:e2e\` builds what is missing and runs it`;
-  if (process.env['PORTCULLIS_E2E_REQUIRED'] === '1') t.fail(reason);
-  else t.plan(0, reason);
-} else if ('binaries' in found && 'path' in helmFound) {
-  t.setTimeout(240_000);
-  t.test('the Helm chart on a real kube-apiserver', (t) => suite(t, found.binaries, helmFound.path));
-}
+runSuite(
+  'the Helm chart on a real kube-apiserver',
+  (t, binaries) => {
+    // Not reached without helm: runSuite skips (or fails) with the reason first.
+    if ('missing' in helmFound) throw new Error(helmFound.missing);
+    return suite(t, binaries, helmFound.path);
+  },
+  'missing' in helmFound ? helmFound.missing : undefined,
+);

@@ -6,24 +6,33 @@
 //
 // Run with `npm run test:e2e` (builds the binaries on first use). Without them this file skips.
 
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
-import { parse, stringify } from 'yaml';
+import { type Test } from 'tap';
+import { stringify } from 'yaml';
 import {
-  Cluster,
-  findBinaries,
+  applyShippedManifests,
   freePort,
+  makeCertificates,
+  must,
   poll,
-  PortcullisServer,
+  registerWebhooks,
   REPO,
   run,
-  startWatchdog,
+  runSuite,
+  serviceAccountKubeconfig,
+  shippedManifests,
+  startCluster,
+  startServe,
+  tail,
   type Binaries,
+  type Cluster,
+  type PortcullisServer,
+  type RuleDocument,
+  type RuleSetDocument,
   type RunResult,
 } from './harness.js';
-import { pointWebhooksAt, renderManifests, toYaml } from './webhooks.js';
+import { toYaml } from './webhooks.js';
 
 const NAMESPACE = 'team-a';
 const RULES_CONFIGMAP = { namespace: 'portcullis', name: 'portcullis-rules' };
@@ -31,148 +40,66 @@ const RULES_CONFIGMAP = { namespace: 'portcullis', name: 'portcullis-rules' };
 const RELOAD_BUDGET_MS = 1_000;
 
 async function suite(t: Test, binaries: Binaries): Promise<void> {
-  const workdir = mkdtempSync(join(tmpdir(), 'portcullis-e2e-'));
-  const serverPidFile = join(workdir, 'portcullis.pid');
-  const watchdog = startWatchdog(workdir, serverPidFile);
-  let server: PortcullisServer | undefined;
-  t.teardown(async () => {
-    await server?.stop();
-    await Cluster.stop(workdir);
-    if (watchdog.pid !== undefined) process.kill(-watchdog.pid, 'SIGTERM');
-    if (t.passing()) rmSync(workdir, { recursive: true, force: true });
-    else console.error(`# end-to-end: logs kept in ${workdir}`);
-  });
-
   // --- control plane, with the API server's own audit log -----------------------------------
-  const auditLog = join(workdir, 'audit.log');
-  const auditPolicy = join(workdir, 'audit-policy.yaml');
-  writeFileSync(auditPolicy, stringify(AUDIT_POLICY));
   const started = performance.now();
-  const cluster = await Cluster.start(workdir, binaries, [
-    `--audit-policy-file=${auditPolicy}`,
-    `--audit-log-path=${auditLog}`,
-  ]);
+  const e2e = await startCluster(t, binaries, { name: 'cluster', auditPolicy: AUDIT_POLICY });
+  const { workdir, cluster, kubectl, auditLog } = e2e;
   t.comment(`kube-apiserver ready in ${ms(performance.now() - started)} at ${cluster.url}`);
-  const kubectl = (args: readonly string[], input?: unknown): Promise<RunResult> =>
-    cluster.kubectl(
-      args,
-      input === undefined ? undefined : typeof input === 'string' ? input : JSON.stringify(input),
-    );
 
   // --- what ships: rendered manifests -------------------------------------------------------
-  const rendered: Record<string, unknown>[] = renderManifests();
-  const isKind = (obj: Record<string, unknown>, ...kinds: string[]): boolean =>
-    kinds.includes(String(obj.kind));
-  const shippedRules = rendered.find(
-    (obj) => isKind(obj, 'ConfigMap') && nameOf(obj) === RULES_CONFIGMAP.name,
-  ) as { data: Record<string, string> } | undefined;
-  if (shippedRules === undefined) throw new Error('manifests/ renders no portcullis-rules ConfigMap');
-  const deployment = rendered.find((obj) => isKind(obj, 'Deployment'));
+  const shipped = shippedManifests();
+  const deployment = shipped.objects.find((obj) => obj.kind === 'Deployment');
 
   // The shipped RuleSet plus what the suite needs to see: a `warn` rule (a hostPath mount outside
   // /var/log is denied, a read-only one under it is allowed with a warning).
-  const baseRules = testRuleSet(parse(shippedRules.data['rules.yaml'] ?? '') as RuleSetDoc);
+  const baseRules = testRuleSet(shipped.ruleSet);
   const rulesFile = join(workdir, 'rules.yaml');
   writeFileSync(rulesFile, stringify(baseRules));
-  const rulesConfigMap = (ruleset: unknown): Record<string, unknown> => ({
-    ...structuredClone(shippedRules),
-    data: { 'rules.yaml': typeof ruleset === 'string' ? ruleset : stringify(ruleset) },
-  });
+  const rulesConfigMap = shipped.rulesConfigMap;
 
   // Namespace, ServiceAccount, RBAC, Service, NetworkPolicy, PDB as shipped; the rules ConfigMap
   // with the test RuleSet; the Deployment and the webhooks come later, through Portcullis.
-  const infrastructure = rendered
-    .filter(
-      (obj) => !isKind(obj, 'Deployment', 'ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration'),
-    )
-    .map((obj) => (obj === shippedRules ? rulesConfigMap(baseRules) : obj));
-  await must(kubectl(['apply', '-f', '-'], toYaml(infrastructure)), 'apply the rendered manifests');
+  await applyShippedManifests(e2e, shipped, baseRules);
   await must(kubectl(['create', 'namespace', NAMESPACE]), `create namespace ${NAMESPACE}`);
 
   // --- Portcullis, as its own ServiceAccount (the shipped Role is all it gets) ---------------
-  const tls = join(workdir, 'tls');
-  mkdirSync(tls);
-  const certs = await run(process.execPath, [
-    join(REPO, 'bin/portcullis'),
-    'certs',
-    '--service',
-    'portcullis',
-    '--namespace',
-    'portcullis',
-    '--out',
-    tls,
-    '--ip',
-    '127.0.0.1',
-    '--dns',
-    'localhost',
-  ]);
-  if (certs.code !== 0) throw new Error(`portcullis certs failed (${certs.code}): ${certs.stderr}`);
-  const caBundle = certs.stdout.trim();
-  const caPem = readFileSync(join(tls, 'ca.crt'), 'utf8');
+  const certs = await makeCertificates(e2e, { extraArgs: ['--dns', 'localhost'] });
+  const { caBundle, caPem } = certs;
   t.equal(
     Buffer.from(caBundle, 'base64').toString('utf8').trim(),
     caPem.trim(),
     'certs prints ca.crt as the caBundle',
   );
 
-  const token = await must(
-    kubectl(['create', 'token', 'portcullis', '-n', 'portcullis', '--duration=1h']),
-    'a token for the portcullis ServiceAccount',
-  );
-  const saKubeconfig = join(workdir, 'portcullis.kubeconfig');
-  writeFileSync(
-    saKubeconfig,
-    readFileSync(cluster.kubeconfig, 'utf8').replace(/token: .*/, `token: ${token.stdout.trim()}`),
-  );
-
+  const saKubeconfig = await serviceAccountKubeconfig(e2e);
   const port = await freePort();
-  const serverArgs = (kubeconfig: string): string[] => [
-    '--rules-configmap',
-    `${RULES_CONFIGMAP.namespace}/${RULES_CONFIGMAP.name}`,
-    '--kubeconfig',
-    kubeconfig,
-    '--tls-cert',
-    join(tls, 'tls.crt'),
-    '--tls-key',
-    join(tls, 'tls.key'),
-    '--host',
-    '127.0.0.1',
-    '--port',
-    String(port),
-    '--audit-log',
-    join(workdir, 'portcullis-audit.log'),
-  ];
-  const serverLog = join(workdir, 'portcullis.log');
+  let server: PortcullisServer | undefined;
   const startServer = async (kubeconfig: string): Promise<boolean> => {
     const begun = performance.now();
-    server = PortcullisServer.start(serverArgs(kubeconfig), port, serverLog, serverPidFile);
+    server = startServe(e2e, { port, certs, kubeconfig });
     const ready = await server.ready(caPem, 15_000);
     if (ready) t.comment(`portcullis serve ready in ${ms(performance.now() - begun)} on ${server.url}`);
     return ready;
   };
   const readyAsServiceAccount = await startServer(saKubeconfig);
   t.ok(readyAsServiceAccount, 'serve becomes ready as the portcullis ServiceAccount (shipped RBAC only)', {
-    log: readyAsServiceAccount ? undefined : tail(serverLog),
+    log: readyAsServiceAccount ? undefined : tail(server?.logFile ?? ''),
   });
   if (!readyAsServiceAccount) {
     // Keep going as the admin, so one RBAC gap does not hide every other result.
     await server?.stop();
     if (!(await startServer(cluster.kubeconfig)))
-      throw new Error(`serve never became ready:\n${tail(serverLog)}`);
+      throw new Error(`serve never became ready:\n${tail(server?.logFile ?? '')}`);
   }
 
   // --- the webhooks as rendered, pointed at the local server --------------------------------
-  const webhookConfigs = pointWebhooksAt(`https://127.0.0.1:${port}`, caBundle);
+  const webhookConfigs = await registerWebhooks(e2e, port, caBundle);
   t.same(
     webhookConfigs.map((c) => c.kind).sort(),
     ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'],
     'manifests/ renders one validating and one mutating webhook configuration',
   );
   const webhookNames = webhookConfigs.flatMap((c) => c.webhooks.map((w) => w.name));
-  await must(
-    kubectl(['apply', '-f', '-'], toYaml(webhookConfigs)),
-    'apply the rendered webhook configurations',
-  );
   // The API server picks up webhook configurations through an informer: wait until a privileged
   // pod is judged (a dry run, so nothing is stored whichever way it goes).
   const live = await poll(async () => {
@@ -659,19 +586,8 @@ const AUDIT_POLICY = {
   ],
 };
 
-interface Rule {
-  name: string;
-  check: string;
-  action?: string;
-  params?: Record<string, unknown>;
-}
-interface RuleSetDoc {
-  rules: Rule[];
-  [field: string]: unknown;
-}
-
 /** The shipped RuleSet with a `warn` rule: hostPath under /var/log read-only is warned, not denied. */
-function testRuleSet(shipped: RuleSetDoc): RuleSetDoc {
+function testRuleSet(shipped: RuleSetDocument): RuleSetDocument {
   const ruleset = structuredClone(shipped);
   ruleNamed(ruleset, 'no-host-path').params = { allowedPaths: [{ pathPrefix: '/var/log', readOnly: true }] };
   ruleset.rules.push({
@@ -683,14 +599,14 @@ function testRuleSet(shipped: RuleSetDoc): RuleSetDoc {
   return ruleset;
 }
 
-function ruleNamed(ruleset: RuleSetDoc, name: string): Rule {
+function ruleNamed(ruleset: RuleSetDocument, name: string): RuleDocument {
   const rule = ruleset.rules.find((r) => r.name === name);
   if (rule === undefined) throw new Error(`the shipped RuleSet has no rule ${name}`);
   return rule;
 }
 
 /** `no-privileged` with its check misspelt, and that rule's index. */
-function misspelled(ruleset: RuleSetDoc): { ruleset: RuleSetDoc; index: number } {
+function misspelled(ruleset: RuleSetDocument): { ruleset: RuleSetDocument; index: number } {
   const broken = structuredClone(ruleset);
   const index = broken.rules.findIndex((r) => r.name === 'no-privileged');
   ruleNamed(broken, 'no-privileged').check = 'privilegd';
@@ -816,31 +732,12 @@ async function cliWarnings(rulesFile: string, obj: unknown): Promise<string[]> {
     .map((v) => `${v.message} [${v.rule}]`);
 }
 
-async function must(result: Promise<RunResult>, what: string): Promise<RunResult> {
-  const r = await result;
-  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}):\n${r.stderr}`);
-  return r;
-}
-
 function strings(value: unknown): string[] {
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
 }
 
-function nameOf(obj: Record<string, unknown>): string | undefined {
-  const metadata = obj.metadata as { name?: unknown } | undefined;
-  return typeof metadata?.name === 'string' ? metadata.name : undefined;
-}
-
 function ms(value: number): string {
   return `${Math.round(value)} ms`;
-}
-
-function tail(file: string, lines = 30): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
 }
 
 interface KubeEvent {
@@ -866,17 +763,4 @@ function readAudit(file: string): AuditEvent[] {
 }
 
 // Last: the module-level constants above are initialised by now.
-const found = findBinaries();
-if ('missing' in found) {
-  const reason =
-    `end-to-end suite skipped: ${found.missing}. \`npm run test:e2e\` builds kube-apiserver and etcd ` +
-    '(once, ~20 min; cached in ~/.cache/portcullis-e2e) and runs it';
-  // Under `npm run test:e2e` a missing prerequisite is a failure, not a quiet skip.
-  if (process.env.PORTCULLIS_E2E_REQUIRED === '1') t.fail(reason);
-  else t.plan(0, reason);
-} else {
-  t.setTimeout(240_000);
-  // One subtest holds the whole run: a failed setup (it throws) fails it, and its teardown (stop
-  // the server, stop the cluster) runs either way.
-  t.test('Portcullis on a real kube-apiserver', (t) => suite(t, found.binaries));
-}
+runSuite('Portcullis on a real kube-apiserver', suite);

@@ -10,39 +10,25 @@
 
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, openSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { homedir, tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { CoreV1Api, RbacAuthorizationV1Api, type V1ConfigMap } from '@kubernetes/client-node';
-import t from 'tap';
+import { type Test } from 'tap';
 import { parseDocument } from 'yaml';
 import { loadKubeConfig, watchRulesConfigMap } from '../../src/config/rules-configmap-watch.js';
 import type { RulesWatch } from '../../src/config/rules-file-watch.js';
 import { captureLog } from '../helpers/log.js';
 import { BROKEN_RULES_ERROR, brokenRulesText, Recorder, rulesText } from '../helpers/ruleset-recorder.js';
+import { runSuite, startCluster, type Binaries } from './harness.js';
 
 const exec = promisify(execFile);
-const HERE = import.meta.dirname;
-const K8S_VERSION = process.env['K8S_VERSION'] ?? 'v1.34.10';
-const CACHE = process.env['PORTCULLIS_E2E_CACHE'] ?? join(homedir(), '.cache', 'portcullis-e2e');
-const APISERVER_BIN = process.env['KUBE_APISERVER_BIN'] ?? join(CACHE, K8S_VERSION, 'kube-apiserver');
-const ETCD_BIN = process.env['ETCD_BIN'] ?? join(CACHE, K8S_VERSION, 'etcd');
 
 const NS = 'portcullis';
 const NAME = 'portcullis-rules';
 const SERVICE_ACCOUNT_USER = `system:serviceaccount:${NS}:portcullis`;
 const ORIGIN = `configmap ${NS}/${NAME} rules.yaml`;
-
-if (!existsSync(APISERVER_BIN) || !existsSync(ETCD_BIN)) {
-  t.plan(
-    0,
-    `kube-apiserver/etcd not built (${APISERVER_BIN}): run test/e2e/build-binaries.sh or npm run test:e2e`,
-  );
-} else {
-  await run();
-}
 
 function stats(latencies: number[]): string {
   const sorted = [...latencies].sort((a, b) => a - b);
@@ -50,15 +36,9 @@ function stats(latencies: number[]): string {
   return `n=${sorted.length} min=${at(0).toFixed(1)} ms median=${at(0.5).toFixed(1)} ms max=${at(1).toFixed(1)} ms`;
 }
 
-async function run(): Promise<void> {
-  const workdir = await mkdtemp(join(tmpdir(), 'portcullis-e2e-cm-'));
-  const env = { ...process.env, KUBE_APISERVER_BIN: APISERVER_BIN, ETCD_BIN };
-  t.teardown(async () => {
-    await exec(join(HERE, 'stop-cluster.sh'), [workdir], { env });
-    await rm(workdir, { recursive: true, force: true });
-  });
+async function suite(t: Test, binaries: Binaries): Promise<void> {
   const started = performance.now();
-  await exec(join(HERE, 'start-cluster.sh'), [workdir], { env });
+  const { workdir } = await startCluster(t, binaries, { name: 'cm' });
   t.comment(`cluster up in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
   const adminKubeconfig = join(workdir, 'kubeconfig');
@@ -297,3 +277,5 @@ async function run(): Promise<void> {
     t.same(await recorder.during(500), []);
   });
 }
+
+runSuite('serve --rules-configmap on a real kube-apiserver', suite);

@@ -9,29 +9,27 @@
 // admission. kubectl itself needs the pod to exist (it reads it first), and port-forward also wants
 // it Running, so that pod's status is written through the status subresource.
 
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
-import { parse, stringify } from 'yaml';
+import { type Test } from 'tap';
 import {
-  Cluster,
-  findBinaries,
+  applyShippedManifests,
+  shippedManifests,
   freePort,
+  must,
   poll,
-  PortcullisServer,
-  REPO,
+  registerWebhooks,
   run,
-  startWatchdog,
+  runSuite,
+  startCluster,
+  startPortcullis,
   type Binaries,
   type RunResult,
 } from './harness.js';
-import { isRecord, type KubeObject } from '../helpers/webhooks.js';
-import { pointWebhooksAt, renderManifests, toYaml } from './webhooks.js';
+import { toYaml } from './webhooks.js';
 
 const SHOP = 'shop';
 const LAB = 'lab';
-const RULES_CONFIGMAP = 'portcullis-rules';
 const WEBHOOK = 'workloads.portcullis.io';
 const DENIED = `admission webhook "${WEBHOOK}" denied the request: `;
 const PAST_ADMISSION = 'does not have a host assigned';
@@ -39,102 +37,20 @@ const PAST_ADMISSION = 'does not have a host assigned';
 const DEBUG_IMAGE = 'registry.k8s.io/e2e-test-images/busybox:1.36.1-1';
 
 async function suite(t: Test, binaries: Binaries): Promise<void> {
-  const workdir = mkdtempSync(join(tmpdir(), 'portcullis-e2e-exec-'));
-  const serverPidFile = join(workdir, 'portcullis.pid');
-  const watchdog = startWatchdog(workdir, serverPidFile);
-  // Filled once it starts; the teardown stops whatever did.
-  const servers: PortcullisServer[] = [];
-  t.teardown(async () => {
-    for (const server of servers) await server.stop();
-    await Cluster.stop(workdir);
-    if (watchdog.pid !== undefined) process.kill(-watchdog.pid, 'SIGTERM');
-    if (t.passing()) rmSync(workdir, { recursive: true, force: true });
-    else console.error(`# end-to-end (exec): logs kept in ${workdir}`);
-  });
-
-  const auditLog = join(workdir, 'audit.log');
-  const auditPolicy = join(workdir, 'audit-policy.yaml');
-  writeFileSync(auditPolicy, stringify(AUDIT_POLICY));
-  const cluster = await Cluster.start(workdir, binaries, [
-    `--audit-policy-file=${auditPolicy}`,
-    `--audit-log-path=${auditLog}`,
-  ]);
-  const kubectl = (args: readonly string[], input?: unknown): Promise<RunResult> =>
-    cluster.kubectl(
-      args,
-      input === undefined ? undefined : typeof input === 'string' ? input : JSON.stringify(input),
-    );
+  const e2e = await startCluster(t, binaries, { name: 'exec', auditPolicy: AUDIT_POLICY });
+  const { workdir, cluster, kubectl, auditLog } = e2e;
 
   // --- what ships, plus the rules this suite needs in namespace lab ---------------------------
-  const rendered = renderManifests();
-  const isRulesConfigMap = (o: KubeObject): boolean =>
-    o.kind === 'ConfigMap' && isRecord(o['metadata']) && o['metadata']['name'] === RULES_CONFIGMAP;
-  const shippedRules = rendered.find(isRulesConfigMap);
-  const shippedText = isRecord(shippedRules?.['data']) ? shippedRules['data']['rules.yaml'] : undefined;
-  if (typeof shippedText !== 'string') throw new Error('manifests/ renders no portcullis-rules ConfigMap');
-  const ruleset = parse(shippedText) as { rules: unknown[] };
-  ruleset.rules.push(...LAB_RULES);
-  const infrastructure = rendered
-    .filter(
-      (o) =>
-        !['Deployment', 'ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration'].includes(o.kind),
-    )
-    .map((o) => (isRulesConfigMap(o) ? { ...o, data: { 'rules.yaml': stringify(ruleset) } } : o));
-  await must(kubectl(['apply', '-f', '-'], toYaml(infrastructure)), 'apply the rendered manifests');
+  const shipped = shippedManifests();
+  await applyShippedManifests(e2e, shipped, {
+    ...shipped.ruleSet,
+    rules: [...shipped.ruleSet.rules, ...LAB_RULES],
+  });
   for (const ns of [SHOP, LAB]) await must(kubectl(['create', 'namespace', ns]), `namespace ${ns}`);
 
   // --- Portcullis as its ServiceAccount --------------------------------------------------------
-  const tls = join(workdir, 'tls');
-  mkdirSync(tls);
-  const certs = await run(process.execPath, [
-    join(REPO, 'bin/portcullis'),
-    'certs',
-    '--service',
-    'portcullis',
-    '--namespace',
-    'portcullis',
-    '--out',
-    tls,
-    '--ip',
-    '127.0.0.1',
-  ]);
-  if (certs.code !== 0) throw new Error(`portcullis certs failed: ${certs.stderr}`);
-  const caBundle = certs.stdout.trim();
-  const caPem = readFileSync(join(tls, 'ca.crt'), 'utf8');
-  const token = await must(
-    kubectl(['create', 'token', 'portcullis', '-n', 'portcullis', '--duration=1h']),
-    'a token for the portcullis ServiceAccount',
-  );
-  const saKubeconfig = join(workdir, 'portcullis.kubeconfig');
-  writeFileSync(
-    saKubeconfig,
-    readFileSync(cluster.kubeconfig, 'utf8').replace(/token: .*/, `token: ${token.stdout.trim()}`),
-  );
-  const port = await freePort();
-  const portcullisAudit = join(workdir, 'portcullis-audit.log');
-  const server = PortcullisServer.start(
-    [
-      '--rules-configmap',
-      `portcullis/${RULES_CONFIGMAP}`,
-      '--kubeconfig',
-      saKubeconfig,
-      '--tls-cert',
-      join(tls, 'tls.crt'),
-      '--tls-key',
-      join(tls, 'tls.key'),
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--audit-log',
-      portcullisAudit,
-    ],
-    port,
-    join(workdir, 'portcullis.log'),
-    serverPidFile,
-  );
-  servers.push(server);
-  if (!(await server.ready(caPem, 20_000))) throw new Error('portcullis serve never became ready');
+  const { port, certs } = await startPortcullis(e2e);
+  const portcullisAudit = e2e.serveAuditLog;
 
   // --- pods that never run, and the webhooks -------------------------------------------------
   await must(
@@ -170,10 +86,7 @@ async function suite(t: Test, binaries: Binaries): Promise<void> {
     ]),
     'kubectl debug before Portcullis is registered',
   );
-  await must(
-    kubectl(['apply', '-f', '-'], toYaml(pointWebhooksAt(`https://127.0.0.1:${port}`, caBundle))),
-    'the webhooks',
-  );
+  await registerWebhooks(e2e, port, certs.caBundle);
   const exec = (ns: string, name: string, command: string[]): Promise<RunResult> =>
     kubectl(['exec', name, '-n', ns, '-c', 'app', '--', ...command]);
   const live = await poll(async () => {
@@ -558,18 +471,4 @@ function hasScript(): boolean {
   return (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, 'script')));
 }
 
-async function must(result: Promise<RunResult>, what: string): Promise<RunResult> {
-  const r = await result;
-  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}):\n${r.stderr}`);
-  return r;
-}
-
-const found = findBinaries();
-if ('missing' in found) {
-  const reason = `end-to-end exec suite skipped: ${found.missing}. \`npm run test:e2e\` builds the binaries and runs it`;
-  if (process.env.PORTCULLIS_E2E_REQUIRED === '1') t.fail(reason);
-  else t.plan(0, reason);
-} else {
-  t.setTimeout(240_000);
-  t.test('kubectl exec, cp, attach and port-forward through Portcullis', (t) => suite(t, found.binaries));
-}
+runSuite('kubectl exec, cp, attach and port-forward through Portcullis', suite);

@@ -10,15 +10,22 @@ import {
   constants,
   createWriteStream,
   existsSync,
+  mkdirSync,
+  mkdtempSync,
   openSync,
   readFileSync,
+  rmSync,
   writeFileSync,
 } from 'node:fs';
 import https from 'node:https';
 import { createServer } from 'node:net';
-import { homedir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import tap, { type Test } from 'tap';
+import { parse, stringify } from 'yaml';
+import { isRecord, type KubeObject } from '../helpers/webhooks.js';
+import { pointWebhooksAt, renderManifests, toYaml, type WebhookConfiguration } from './webhooks.js';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SCRIPTS = join(REPO, 'test/e2e');
@@ -389,4 +396,305 @@ export function startWatchdog(workdir: string, serverPidFile: string): ChildProc
   const child = spawn('bash', ['-c', script], { detached: true, stdio: 'ignore' });
   child.unref();
   return child;
+}
+
+// --- a suite's start-up -----------------------------------------------------------------------
+// What every file here does before its first assertion, and undoes after its last: a workdir, the
+// watchdog, the control plane, `portcullis certs`, `portcullis serve` as the shipped
+// ServiceAccount, the webhook configurations as manifests/ renders them pointed at that server.
+// Each file takes the steps it needs, in its own order; the teardown stops whatever got started.
+
+/** Throws, with its output, unless the command exited 0: for the steps a suite cannot go on without. */
+export async function must(result: Promise<RunResult>, what: string): Promise<RunResult> {
+  const r = await result;
+  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}):\n${r.stderr}${r.stdout}`);
+  return r;
+}
+
+/** The last `lines` lines of a log file, or '' if there is none yet. */
+export function tail(file: string, lines = 30): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+export interface ClusterOptions {
+  /** Names the workdir (portcullis-e2e-NAME-…) and the line that says where its logs were kept. */
+  name: string;
+  /**
+   * The API server's audit policy, as a file or as the Policy object to write one from; the
+   * events go to `auditLog` (start-cluster.sh's AUDIT_POLICY).
+   */
+  auditPolicy?: string | Record<string, unknown>;
+  extraApiServerFlags?: readonly string[];
+}
+
+/** A started control plane and what the teardown stops with it. */
+export interface E2eCluster {
+  readonly workdir: string;
+  readonly cluster: Cluster;
+  /** The API server's audit log (written only with `auditPolicy`). */
+  readonly auditLog: string;
+  /** The `portcullis serve` children started with startServe, stopped by the teardown. */
+  readonly servers: PortcullisServer[];
+  /** Where startServe's server writes its audit events. */
+  readonly serveAuditLog: string;
+  /** kubectl as the admin; `input` is sent as it is if a string, else as JSON. */
+  readonly kubectl: (args: readonly string[], input?: unknown) => Promise<RunResult>;
+}
+
+/**
+ * A workdir, the watchdog and the control plane, with the teardown registered first (a start that
+ * throws is cleaned up too): it stops the servers, the cluster and the watchdog, and removes the
+ * workdir only if `t` passed, else says where its logs are.
+ */
+export async function startCluster(
+  t: Test,
+  binaries: Binaries,
+  options: ClusterOptions,
+): Promise<E2eCluster> {
+  const workdir = mkdtempSync(join(tmpdir(), `portcullis-e2e-${options.name}-`));
+  const watchdog = startWatchdog(workdir, join(workdir, SERVER_PID_FILE));
+  const servers: PortcullisServer[] = [];
+  t.teardown(async () => {
+    await Promise.all(servers.map((server) => server.stop()));
+    await Cluster.stop(workdir);
+    if (watchdog.pid !== undefined) process.kill(-watchdog.pid, 'SIGTERM');
+    if (t.passing()) rmSync(workdir, { recursive: true, force: true });
+    else console.error(`# end-to-end (${options.name}): logs kept in ${workdir}`);
+  });
+  const env: Record<string, string> = {};
+  if (typeof options.auditPolicy === 'string') env['AUDIT_POLICY'] = options.auditPolicy;
+  else if (options.auditPolicy !== undefined) {
+    env['AUDIT_POLICY'] = join(workdir, 'audit-policy.yaml');
+    writeFileSync(env['AUDIT_POLICY'], stringify(options.auditPolicy));
+  }
+  const cluster = await Cluster.start(workdir, binaries, options.extraApiServerFlags ?? [], env);
+  return {
+    workdir,
+    cluster,
+    auditLog: join(workdir, 'audit.log'),
+    serveAuditLog: join(workdir, 'portcullis-audit.log'),
+    servers,
+    kubectl: (args, input) =>
+      cluster.kubectl(
+        args,
+        input === undefined ? undefined : typeof input === 'string' ? input : JSON.stringify(input),
+      ),
+  };
+}
+
+const SERVER_PID_FILE = 'portcullis.pid';
+const RULES_CONFIGMAP = 'portcullis-rules';
+const isRulesConfigMap = (o: KubeObject): boolean =>
+  o.kind === 'ConfigMap' && isRecord(o['metadata']) && o['metadata']['name'] === RULES_CONFIGMAP;
+const WEBHOOK_KINDS = ['ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration'];
+
+/** A rule of a RuleSet as parsed from YAML (what the suites edit of one). */
+export interface RuleDocument {
+  name: string;
+  check: string;
+  action?: string;
+  params?: Record<string, unknown>;
+  [field: string]: unknown;
+}
+
+/** A RuleSet as parsed from YAML. */
+export interface RuleSetDocument {
+  rules: RuleDocument[];
+  [field: string]: unknown;
+}
+
+export interface ShippedManifests {
+  /** Every object `kubectl kustomize manifests/` renders. */
+  objects: KubeObject[];
+  /** The shipped RuleSet, from the rules ConfigMap. */
+  ruleSet: RuleSetDocument;
+  /** The shipped rules ConfigMap with `ruleset` (an object, or YAML text) as its rules.yaml. */
+  readonly rulesConfigMap: (ruleset: unknown) => KubeObject;
+}
+
+export function shippedManifests(): ShippedManifests {
+  const objects = renderManifests();
+  const shipped = objects.find(isRulesConfigMap);
+  const text = isRecord(shipped?.['data']) ? shipped['data']['rules.yaml'] : undefined;
+  if (shipped === undefined || typeof text !== 'string') {
+    throw new Error(`manifests/ renders no ${RULES_CONFIGMAP} ConfigMap with a rules.yaml`);
+  }
+  return {
+    objects,
+    ruleSet: parse(text) as RuleSetDocument,
+    rulesConfigMap: (ruleset) => ({
+      ...structuredClone(shipped),
+      data: { 'rules.yaml': typeof ruleset === 'string' ? ruleset : stringify(ruleset) },
+    }),
+  };
+}
+
+/**
+ * Applies what ships but the Deployment (no kubelet runs here: serve runs beside the API server)
+ * and the webhook configurations (registerWebhooks points them at that server), the rules
+ * ConfigMap carrying `ruleset` instead of the shipped RuleSet when given.
+ */
+export async function applyShippedManifests(
+  e2e: E2eCluster,
+  shipped: ShippedManifests,
+  ruleset?: unknown,
+): Promise<void> {
+  const infrastructure = shipped.objects
+    .filter((o) => o.kind !== 'Deployment' && !WEBHOOK_KINDS.includes(o.kind))
+    .map((o) => (ruleset !== undefined && isRulesConfigMap(o) ? shipped.rulesConfigMap(ruleset) : o));
+  await must(e2e.kubectl(['apply', '-f', '-'], toYaml(infrastructure)), 'apply the rendered manifests');
+}
+
+export interface Certificates {
+  cert: string;
+  key: string;
+  /** The CA's PEM file and text, and the base64 of it that `portcullis certs` prints (a caBundle). */
+  caFile: string;
+  caPem: string;
+  caBundle: string;
+}
+
+/**
+ * `portcullis certs` for the Service portcullis in `namespace`, with 127.0.0.1 as an address (the
+ * API server dials it here, not the Service); `extraArgs` adds names (e.g. `--dns localhost`).
+ */
+export async function makeCertificates(
+  e2e: E2eCluster,
+  options: { namespace?: string; extraArgs?: readonly string[] } = {},
+): Promise<Certificates> {
+  const dir = join(e2e.workdir, 'tls');
+  mkdirSync(dir);
+  const certs = await must(
+    run(process.execPath, [
+      join(REPO, 'bin/portcullis'),
+      'certs', '--service', 'portcullis', '--namespace', options.namespace ?? 'portcullis',
+      '--out', dir, '--ip', '127.0.0.1', ...(options.extraArgs ?? []),
+    ]), // prettier-ignore
+    'portcullis certs',
+  );
+  const caFile = join(dir, 'ca.crt');
+  return {
+    cert: join(dir, 'tls.crt'),
+    key: join(dir, 'tls.key'),
+    caFile,
+    caPem: readFileSync(caFile, 'utf8'),
+    caBundle: certs.stdout.trim(),
+  };
+}
+
+/** A kubeconfig for the ServiceAccount `namespace`/`name`: its RBAC is all it gets. */
+export async function serviceAccountKubeconfig(
+  e2e: E2eCluster,
+  namespace = 'portcullis',
+  name = 'portcullis',
+): Promise<string> {
+  const token = await must(
+    e2e.kubectl(['create', 'token', name, '-n', namespace, '--duration=1h']),
+    `a token for the ServiceAccount ${namespace}/${name}`,
+  );
+  const kubeconfig = join(e2e.workdir, `${name}.kubeconfig`);
+  writeFileSync(
+    kubeconfig,
+    readFileSync(e2e.cluster.kubeconfig, 'utf8').replace(/token: .*/, `token: ${token.stdout.trim()}`),
+  );
+  return kubeconfig;
+}
+
+export interface ServeOptions {
+  port: number;
+  certs: Certificates;
+  kubeconfig: string;
+  /** NAMESPACE/NAME of the rules ConfigMap; the shipped one by default. */
+  rulesConfigMap?: string;
+  /** More flags for serve (e.g. --webhook-configuration). */
+  extraArgs?: readonly string[];
+}
+
+/**
+ * `portcullis serve` on 127.0.0.1:`port` following the rules ConfigMap, its log in
+ * WORKDIR/portcullis.log and its audit events in `serveAuditLog`; not yet ready.
+ */
+export function startServe(e2e: E2eCluster, options: ServeOptions): PortcullisServer {
+  const server = PortcullisServer.start(
+    [
+      '--rules-configmap', options.rulesConfigMap ?? `portcullis/${RULES_CONFIGMAP}`,
+      '--kubeconfig', options.kubeconfig,
+      '--tls-cert', options.certs.cert, '--tls-key', options.certs.key,
+      '--host', '127.0.0.1', '--port', String(options.port),
+      '--audit-log', e2e.serveAuditLog,
+      ...(options.extraArgs ?? []),
+    ], // prettier-ignore
+    options.port,
+    join(e2e.workdir, 'portcullis.log'),
+    join(e2e.workdir, SERVER_PID_FILE),
+  );
+  e2e.servers.push(server);
+  return server;
+}
+
+/** The rendered webhook configurations pointed at 127.0.0.1:`port`, applied; returned as applied. */
+export async function registerWebhooks(
+  e2e: E2eCluster,
+  port: number,
+  caBundle: string,
+): Promise<WebhookConfiguration[]> {
+  const configs = pointWebhooksAt(`https://127.0.0.1:${port}`, caBundle);
+  await must(e2e.kubectl(['apply', '-f', '-'], toYaml(configs)), 'apply the rendered webhook configurations');
+  return configs;
+}
+
+export interface Portcullis {
+  server: PortcullisServer;
+  port: number;
+  certs: Certificates;
+  /** The webhook configurations as registered (empty unless `webhooks` was given). */
+  webhookConfigs: WebhookConfiguration[];
+}
+
+/**
+ * Certificates, a free port, serve as the ServiceAccount (ready within 20 s, else this throws with
+ * its log), and the webhook configurations registered `before` serve starts (a serve that keeps
+ * one in step with its rules needs it there) or `after` it is ready, or not at all.
+ */
+export async function startPortcullis(
+  e2e: E2eCluster,
+  options: { extraArgs?: readonly string[]; webhooks?: 'before' | 'after' } = {},
+): Promise<Portcullis> {
+  const certs = await makeCertificates(e2e);
+  const kubeconfig = await serviceAccountKubeconfig(e2e);
+  const port = await freePort();
+  let webhookConfigs: WebhookConfiguration[] = [];
+  if (options.webhooks === 'before') webhookConfigs = await registerWebhooks(e2e, port, certs.caBundle);
+  const server = startServe(e2e, { port, certs, kubeconfig, extraArgs: options.extraArgs });
+  if (!(await server.ready(certs.caPem, 20_000))) {
+    throw new Error(`serve never became ready as the portcullis ServiceAccount:\n${tail(server.logFile)}`);
+  }
+  if (options.webhooks === 'after') webhookConfigs = await registerWebhooks(e2e, port, certs.caBundle);
+  return { server, port, certs, webhookConfigs };
+}
+
+/**
+ * Runs `suite` as one subtest (a start-up that throws fails it, and its teardown runs either way)
+ * when the binaries are built, and `missing` (another prerequisite's absence) is undefined; else
+ * skips saying why, or fails under `npm run test:e2e` (PORTCULLIS_E2E_REQUIRED=1).
+ */
+export function runSuite(
+  title: string,
+  suite: (t: Test, binaries: Binaries) => Promise<void>,
+  missing?: string,
+): void {
+  const found = findBinaries();
+  const reason = 'missing' in found ? found.missing : missing;
+  if ('missing' in found || reason !== undefined) {
+    const why = `${title}: skipped: ${reason ?? ''}. \`npm run test:e2e\` builds what is missing and runs it`;
+    if (process.env['PORTCULLIS_E2E_REQUIRED'] === '1') tap.fail(why);
+    else tap.plan(0, why);
+    return;
+  }
+  tap.setTimeout(240_000);
+  tap.test(title, (t) => suite(t, found.binaries));
 }

@@ -8,21 +8,21 @@
 //
 // Run with `npm run test:e2e`. Without the binaries this file skips.
 
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import t, { type Test } from 'tap';
+import { type Test } from 'tap';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { CHECKS } from '../../src/core/checks/index.js';
 import { POD_TARGET } from '../../src/core/pod.js';
 import {
-  Cluster,
-  findBinaries,
+  must,
   poll,
   REPO,
   run,
-  startWatchdog,
+  runSuite,
+  serviceAccountKubeconfig,
+  startCluster,
   type Binaries,
   type RunResult,
 } from './harness.js';
@@ -60,26 +60,11 @@ const deployment = (name: string, namespace: string, spec: Record<string, unknow
 const TRUSTED = 'registry.k8s.io/pause:3.10';
 
 async function suite(t: Test, binaries: Binaries): Promise<void> {
-  const workdir = mkdtempSync(join(tmpdir(), 'portcullis-e2e-impact-'));
-  const watchdog = startWatchdog(workdir, join(workdir, 'no-server.pid'));
-  t.teardown(async () => {
-    await Cluster.stop(workdir);
-    if (watchdog.pid !== undefined) process.kill(-watchdog.pid, 'SIGTERM');
-    if (t.passing()) rmSync(workdir, { recursive: true, force: true });
-    else console.error(`# end-to-end: logs kept in ${workdir}`);
+  const e2e = await startCluster(t, binaries, {
+    name: 'impact',
+    auditPolicy: join(REPO, 'docs/audit-policy.yaml'),
   });
-
-  const cluster = await Cluster.start(workdir, binaries, [], {
-    AUDIT_POLICY: join(REPO, 'docs/audit-policy.yaml'),
-  });
-  const auditLog = join(workdir, 'audit.log');
-  const kubectl = async (args: readonly string[], input?: unknown): Promise<RunResult> =>
-    cluster.kubectl(args, input === undefined ? undefined : JSON.stringify(input));
-  const must = async (result: Promise<RunResult>, what: string): Promise<RunResult> => {
-    const r = await result;
-    if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}):\n${r.stderr}`);
-    return r;
-  };
+  const { workdir, cluster, kubectl, auditLog } = e2e;
   // Impersonation: the audit event's `user` is the admin, `impersonatedUser` the one admission judged.
   const as = (user: string): string[] => [`--as=${user}`, '--as-group=system:masters'];
 
@@ -528,15 +513,7 @@ async function suite(t: Test, binaries: Binaries): Promise<void> {
         ]),
         'clusterrolebinding',
       );
-      const token = await must(
-        kubectl(['create', 'token', 'scanner', '-n', 'team-a', '--duration=1h']),
-        'token',
-      );
-      const kubeconfig = join(workdir, 'scanner.kubeconfig');
-      writeFileSync(
-        kubeconfig,
-        readFileSync(cluster.kubeconfig, 'utf8').replace(/token: .*/, `token: ${token.stdout.trim()}`),
-      );
+      const kubeconfig = await serviceAccountKubeconfig(e2e, 'team-a', 'scanner');
       const r = await portcullis(['scan', '--kubeconfig', kubeconfig, '--rules', rulesFile, '-A']);
       t.equal(r.code, 2, 'a scan that could not see every kind cannot say all is well');
       const user = 'system:serviceaccount:team-a:scanner';
@@ -569,12 +546,4 @@ async function suite(t: Test, binaries: Binaries): Promise<void> {
   );
 }
 
-const found = findBinaries();
-if ('missing' in found) {
-  const reason = `end-to-end suite skipped: ${found.missing}. \`npm run test:e2e\` builds the binaries and runs it`;
-  if (process.env.PORTCULLIS_E2E_REQUIRED === '1') t.fail(reason);
-  else t.plan(0, reason);
-} else {
-  t.setTimeout(240_000);
-  t.test('replay and scan on a real kube-apiserver', (t) => suite(t, found.binaries));
-}
+runSuite('replay and scan on a real kube-apiserver', suite);

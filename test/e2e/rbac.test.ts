@@ -7,23 +7,19 @@
 //
 // Run with `npm run test:e2e` (builds the binaries on first use). Without them this file skips.
 
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import { readFileSync } from 'node:fs';
+import { type Test } from 'tap';
 import {
-  Cluster,
-  findBinaries,
-  freePort,
+  applyShippedManifests,
+  shippedManifests,
+  must,
   poll,
-  PortcullisServer,
-  REPO,
-  run,
-  startWatchdog,
+  runSuite,
+  startCluster,
+  startPortcullis,
   type Binaries,
   type RunResult,
 } from './harness.js';
-import { pointWebhooksAt, renderManifests, toYaml } from './webhooks.js';
 
 const NAMESPACE = 'team-a';
 const RBAC = 'rbac.authorization.k8s.io';
@@ -45,32 +41,11 @@ const DELETED_CLUSTER_ROLE_BINDINGS = [
 ];
 
 async function suite(t: Test, binaries: Binaries): Promise<void> {
-  const workdir = mkdtempSync(join(tmpdir(), 'portcullis-e2e-rbac-'));
-  const serverPidFile = join(workdir, 'portcullis.pid');
-  const watchdog = startWatchdog(workdir, serverPidFile);
-  // Filled once serve starts; the teardown stops whatever got started.
-  const running: { server?: PortcullisServer } = {};
-  t.teardown(async () => {
-    await running.server?.stop();
-    await Cluster.stop(workdir);
-    if (watchdog.pid !== undefined) process.kill(-watchdog.pid, 'SIGTERM');
-    if (t.passing()) rmSync(workdir, { recursive: true, force: true });
-    else console.error(`# end-to-end: logs kept in ${workdir}`);
-  });
-
-  const cluster = await Cluster.start(workdir, binaries, []);
-  const kubectl = (args: readonly string[], input?: unknown): Promise<RunResult> =>
-    cluster.kubectl(
-      args,
-      input === undefined ? undefined : typeof input === 'string' ? input : JSON.stringify(input),
-    );
+  const e2e = await startCluster(t, binaries, { name: 'rbac' });
+  const { cluster, kubectl } = e2e;
 
   // --- what ships, but the Deployment and the webhooks --------------------------------------
-  const rendered = renderManifests();
-  const infrastructure = rendered.filter(
-    (o) => !['Deployment', 'ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration'].includes(o.kind),
-  );
-  await must(kubectl(['apply', '-f', '-'], toYaml(infrastructure)), 'apply the rendered manifests');
+  await applyShippedManifests(e2e, shippedManifests());
   await must(kubectl(['create', 'namespace', NAMESPACE]), `create namespace ${NAMESPACE}`);
 
   // Written while no webhook judges anything: a full-wildcard ClusterRole not called cluster-admin.
@@ -89,52 +64,14 @@ async function suite(t: Test, binaries: Binaries): Promise<void> {
   }
 
   // --- Portcullis as its own ServiceAccount, with the shipped RBAC only ----------------------
-  const tls = join(workdir, 'tls');
-  mkdirSync(tls);
-  const certs = await run(process.execPath, [
-    join(REPO, 'bin/portcullis'),
-    'certs',
-    ...['--service', 'portcullis', '--namespace', 'portcullis', '--out', tls, '--ip', '127.0.0.1'],
-  ]);
-  if (certs.code !== 0) throw new Error(`portcullis certs failed (${certs.code}): ${certs.stderr}`);
-  const caBundle = certs.stdout.trim();
-  const caPem = readFileSync(join(tls, 'ca.crt'), 'utf8');
-  const token = await must(
-    kubectl(['create', 'token', 'portcullis', '-n', 'portcullis', '--duration=1h']),
-    'a token for the portcullis ServiceAccount',
-  );
-  const saKubeconfig = join(workdir, 'portcullis.kubeconfig');
-  writeFileSync(
-    saKubeconfig,
-    readFileSync(cluster.kubeconfig, 'utf8').replace(/token: .*/, `token: ${token.stdout.trim()}`),
-  );
-  const port = await freePort();
-  const auditLog = join(workdir, 'portcullis-audit.log');
-  const serverLog = join(workdir, 'portcullis.log');
-  const server = PortcullisServer.start(
-    [
-      ...['--rules-configmap', 'portcullis/portcullis-rules', '--kubeconfig', saKubeconfig],
-      ...['--tls-cert', join(tls, 'tls.crt'), '--tls-key', join(tls, 'tls.key')],
-      ...['--host', '127.0.0.1', '--port', String(port), '--audit-log', auditLog],
-    ],
-    port,
-    serverLog,
-    serverPidFile,
-  );
-  running.server = server;
-  if (!(await server.ready(caPem, 20_000))) {
-    throw new Error(`serve never became ready as the portcullis ServiceAccount:\n${tail(serverLog)}`);
-  }
+  const { server } = await startPortcullis(e2e, { webhooks: 'after' });
+  const auditLog = e2e.serveAuditLog;
   t.match(
-    readFileSync(serverLog, 'utf8'),
+    readFileSync(server.logFile, 'utf8'),
     /"clusterRoles":\d+,"msg":"ClusterRoles listed"/,
     'serve listed the ClusterRoles',
   );
 
-  await must(
-    kubectl(['apply', '-f', '-'], toYaml(pointWebhooksAt(`https://127.0.0.1:${port}`, caBundle))),
-    'apply the rendered webhook configurations',
-  );
   const live = await poll(async () => {
     const r = await kubectl([
       'create',
@@ -407,27 +344,5 @@ interface AuditEvent {
   annotations?: Record<string, string>;
 }
 
-async function must(result: Promise<RunResult>, what: string): Promise<RunResult> {
-  const r = await result;
-  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}):\n${r.stderr}`);
-  return r;
-}
-
-function tail(file: string, lines = 30): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
-}
-
 // Last: the module-level constants above are initialised by now.
-const found = findBinaries();
-if ('missing' in found) {
-  const reason = `end-to-end suite skipped: ${found.missing}. \`npm run test:e2e\` builds kube-apiserver and etcd and runs it`;
-  if (process.env.PORTCULLIS_E2E_REQUIRED === '1') t.fail(reason);
-  else t.plan(0, reason);
-} else {
-  t.setTimeout(240_000);
-  t.test('RBAC on a real kube-apiserver', (t) => suite(t, found.binaries));
-}
+runSuite('RBAC on a real kube-apiserver', suite);
