@@ -1,10 +1,13 @@
-// Rows every pod check's table needs besides its own: the same pod in every kind that carries a pod
-// spec (and its template's annotations), and the UPDATE whose only change is the checked field.
+// What every pod check's table test does besides its own rows: run the rows (a Pod, one rule, the
+// exact messages), the same pod in every kind that carries a pod spec (and its template's
+// annotations), the UPDATE whose only change is the checked field, and the check at one version.
 
 import type { Test } from 'tap';
-import { evaluate, type CompiledRuleSet } from '../../src/core/index.js';
+import type { CheckDefinition, CompiledCheck } from '../../src/core/check.js';
+import { CHECKS, evaluate, type CompiledRuleSet, type KubeVersion } from '../../src/core/index.js';
 import { expectDecision } from './decisions.js';
 import { pod, POD_SPEC_PATHS, requestFor } from './requests.js';
+import { oneRule } from './rules.js';
 
 /**
  * An object of `kind` whose pod spec is `spec`, with `annotations` on the pod's own metadata (a
@@ -105,4 +108,84 @@ export function expectMalformed(
   const decision = evaluate(requestFor('Pod', objectOfKind('Pod', spec, annotations)), ruleset);
   t.equal(decision.allowed, false, 'denied');
   t.same(decision.malformed, expected);
+}
+
+/** A row of a pod check's table: the pod spec in, the exact messages out. */
+export interface PodCase {
+  name: string;
+  spec: Record<string, unknown>;
+  /** On the Pod's metadata. */
+  annotations?: Record<string, string>;
+  /** This row's params for the rule; the table's otherwise. */
+  params?: Record<string, unknown>;
+  messages: readonly string[];
+  /** As in a Pod (`spec.containers[0]…`), one a message, where the row pins them. */
+  fields?: readonly string[];
+}
+
+/**
+ * One subtest a row: the row's spec as a Pod CREATE, judged by one rule `r` of `check` (with the
+ * row's params, else `params`); the decision carries exactly the row's messages, at its fields.
+ */
+export function expectPodCases(
+  t: Test,
+  check: string,
+  cases: readonly PodCase[],
+  params: Record<string, unknown> = {},
+): void {
+  const shared = oneRule(check, params);
+  for (const row of cases) {
+    t.test(row.name, async (t) => {
+      const ruleset = row.params === undefined ? shared : oneRule(check, row.params);
+      const object =
+        row.annotations === undefined ? pod(row.spec) : objectOfKind('Pod', row.spec, row.annotations);
+      expectDecision(t, evaluate(requestFor('Pod', object), ruleset), row);
+    });
+  }
+}
+
+/** The registered check `id` (throws if there is none: a test of it cannot mean anything then). */
+export function registeredCheck(id: string): CheckDefinition {
+  const definition = CHECKS.get(id);
+  if (definition === undefined) throw new Error(`${id} is not registered`);
+  return definition;
+}
+
+/** What check `id`, as it behaves at `version` with `params`, finds in a Pod CREATE of `spec`. */
+export function runAtVersion(
+  id: string,
+  version: KubeVersion,
+  spec: Record<string, unknown>,
+  params: Record<string, unknown> = {},
+): ReturnType<CompiledCheck['run']> {
+  const compiled = registeredCheck(id).compileParams(params, version);
+  if (!compiled.ok) throw new Error(`${id} params do not compile: ${JSON.stringify(compiled.errors)}`);
+  return compiled.compiled.run({ request: requestFor('Pod', pod(spec)), context: {} });
+}
+
+/**
+ * Rows for a check of one securityContext field that pods and containers both set (runAsUser,
+ * runAsNonRoot): a container with `field` set to `value` (absent when undefined), and a pod spec
+ * with it set to `podValue` at pod level, the given container lists and any other spec fields.
+ */
+export function securityContextField(field: string): {
+  container: (name: string, value?: unknown) => Record<string, unknown>;
+  spec: (
+    podValue: unknown,
+    lists: Record<string, unknown[]>,
+    extra?: Record<string, unknown>,
+  ) => Record<string, unknown>;
+} {
+  return {
+    container: (name, value) => ({
+      name,
+      image: 'registry.k8s.io/pause:3.10',
+      ...(value === undefined ? {} : { securityContext: { [field]: value } }),
+    }),
+    spec: (podValue, lists, extra = {}) => ({
+      ...(podValue === undefined ? {} : { securityContext: { [field]: podValue } }),
+      ...lists,
+      ...extra,
+    }),
+  };
 }

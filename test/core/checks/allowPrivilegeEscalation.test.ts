@@ -1,8 +1,14 @@
 import t from 'tap';
-import { CHECKS, evaluate } from '../../../src/core/index.js';
-import { expectDecision } from '../../helpers/decisions.js';
-import { expectEveryKind, expectMalformed, expectUpdateJudged } from '../../helpers/podchecks.js';
-import { pod, podSpec, requestFor } from '../../helpers/requests.js';
+import {
+  expectEveryKind,
+  expectMalformed,
+  expectUpdateJudged,
+  expectPodCases,
+  registeredCheck,
+  runAtVersion,
+  type PodCase,
+} from '../../helpers/podchecks.js';
+import { podSpec } from '../../helpers/requests.js';
 import { oneRule } from '../../helpers/rules.js';
 
 const IMAGE = 'registry.k8s.io/pause:3.10';
@@ -16,7 +22,7 @@ const off = { allowPrivilegeEscalation: false };
 const MUST_SET = 'securityContext.allowPrivilegeEscalation must be set to false';
 const NOT_TRUE = 'securityContext.allowPrivilegeEscalation must be false, not true';
 
-const cases: { name: string; spec: Record<string, unknown>; messages: string[]; fields?: string[] }[] = [
+const cases: PodCase[] = [
   {
     name: 'every container sets false, in every list',
     spec: podSpec({
@@ -86,24 +92,16 @@ const cases: { name: string; spec: Record<string, unknown>; messages: string[]; 
   },
 ];
 
-for (const k of cases) {
-  t.test(k.name, async (t) => {
-    expectDecision(t, evaluate(requestFor('Pod', pod(k.spec)), ruleset), k);
-  });
-}
+expectPodCases(t, 'allowPrivilegeEscalation', cases);
 
 t.test('versions: Windows pods are judged before v1.25', async (t) => {
-  const definition = CHECKS.get('allowPrivilegeEscalation');
-  if (definition === undefined) throw new Error('allowPrivilegeEscalation is not registered');
-  t.same(definition.versions, ['v1.0', 'v1.25']);
-  const windows = requestFor('Pod', pod(podSpec({ os: { name: 'windows' } })));
+  t.same(registeredCheck('allowPrivilegeEscalation').versions, ['v1.0', 'v1.25']);
+  const windows = podSpec({ os: { name: 'windows' } });
   for (const [version, findings] of [
     ['v1.24', 1],
     ['v1.25', 0],
   ] as const) {
-    const compiled = definition.compileParams({}, version);
-    if (!compiled.ok) throw new Error('does not compile');
-    const result = compiled.compiled.run({ request: windows, context: {} });
+    const result = runAtVersion('allowPrivilegeEscalation', version, windows);
     t.equal(result.ok && result.value.length, findings, version);
   }
 });

@@ -6,6 +6,8 @@ import {
   expectMalformed,
   expectUpdateJudged,
   objectOfKind,
+  expectPodCases,
+  type PodCase,
 } from '../../helpers/podchecks.js';
 import { podSpec, requestFor } from '../../helpers/requests.js';
 import { oneRule } from '../../helpers/rules.js';
@@ -23,13 +25,7 @@ const TYPE_TEXT = 'securityContext.appArmorProfile.type must be RuntimeDefault o
 const annotationText = (container: string, value: string) =>
   `pod: annotation ${KEY}${container} must be runtime/default or localhost/<profile>, not ${JSON.stringify(value)} [r]`;
 
-const cases: {
-  name: string;
-  spec: Record<string, unknown>;
-  annotations?: Record<string, string>;
-  messages: string[];
-  fields?: string[];
-}[] = [
+const cases: PodCase[] = [
   { name: 'nothing set', spec: podSpec(), messages: [] },
   {
     name: 'RuntimeDefault and Localhost fields',
@@ -138,11 +134,7 @@ const cases: {
   },
 ];
 
-for (const k of cases) {
-  t.test(k.name, async (t) => {
-    expectDecision(t, evaluate(requestFor('Pod', objectOfKind('Pod', k.spec, k.annotations)), ruleset), k);
-  });
-}
+expectPodCases(t, 'appArmor', cases);
 
 t.test('every pod-template kind: the field, and the annotation on the template', async (t) => {
   t.test('field', async (t) => {

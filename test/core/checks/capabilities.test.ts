@@ -1,7 +1,13 @@
 import t from 'tap';
 import { CHECKS, compileRuleSet, evaluate, formatRuleSetError } from '../../../src/core/index.js';
 import { expectDecision } from '../../helpers/decisions.js';
-import { expectEveryKind, expectMalformed, expectUpdateJudged } from '../../helpers/podchecks.js';
+import {
+  expectEveryKind,
+  expectMalformed,
+  expectUpdateJudged,
+  expectPodCases,
+  type PodCase,
+} from '../../helpers/podchecks.js';
 import { pod, podSpec, requestFor } from '../../helpers/requests.js';
 import { oneRule, ruleSet } from '../../helpers/rules.js';
 
@@ -15,14 +21,7 @@ const RESTRICTED = { allowedAdd: ['NET_BIND_SERVICE'], requiredDrop: ['ALL'] };
 const ADD = 'securityContext.capabilities.add must not include';
 const DROP_ALL = 'securityContext.capabilities.drop must include "ALL"';
 
-interface Case {
-  name: string;
-  spec: Record<string, unknown>;
-  messages: string[];
-  fields?: string[];
-}
-
-const baseline: Case[] = [
+const baseline: PodCase[] = [
   { name: 'no securityContext', spec: podSpec(), messages: [] },
   {
     name: 'every capability of the baseline set',
@@ -128,7 +127,7 @@ const baseline: Case[] = [
   },
 ];
 
-const restricted: Case[] = [
+const restricted: PodCase[] = [
   {
     name: 'drop ALL, add NET_BIND_SERVICE',
     spec: podSpec({ containers: [caps('app', { drop: ['ALL'], add: ['NET_BIND_SERVICE'] })] }),
@@ -211,12 +210,7 @@ for (const [label, params, cases] of [
   ['restricted: allowedAdd [NET_BIND_SERVICE], requiredDrop [ALL]', RESTRICTED, restricted],
 ] as const) {
   t.test(label, async (t) => {
-    const ruleset = oneRule('capabilities', params);
-    for (const c of cases) {
-      t.test(c.name, async (t) => {
-        expectDecision(t, evaluate(requestFor('Pod', pod(c.spec)), ruleset), c);
-      });
-    }
+    expectPodCases(t, 'capabilities', cases, params);
   });
 }
 

@@ -1,13 +1,17 @@
 import t from 'tap';
-import { evaluate } from '../../../src/core/index.js';
-import { expectDecision } from '../../helpers/decisions.js';
-import { expectEveryKind, expectMalformed, expectUpdateJudged } from '../../helpers/podchecks.js';
-import { pod, podSpec, requestFor } from '../../helpers/requests.js';
+import {
+  expectEveryKind,
+  expectMalformed,
+  expectUpdateJudged,
+  expectPodCases,
+  type PodCase,
+} from '../../helpers/podchecks.js';
+import { podSpec } from '../../helpers/requests.js';
 import { oneRule } from '../../helpers/rules.js';
 
 const ruleset = oneRule('hostNamespaces');
 
-const cases: { name: string; spec: Record<string, unknown>; messages: string[]; fields?: string[] }[] = [
+const cases: PodCase[] = [
   { name: 'none set', spec: podSpec(), messages: [] },
   {
     name: 'all three false (distractor)',
@@ -64,11 +68,7 @@ const cases: { name: string; spec: Record<string, unknown>; messages: string[]; 
   },
 ];
 
-for (const c of cases) {
-  t.test(c.name, async (t) => {
-    expectDecision(t, evaluate(requestFor('Pod', pod(c.spec)), ruleset), c);
-  });
-}
+expectPodCases(t, 'hostNamespaces', cases);
 
 t.test('every pod-template kind', async (t) => {
   expectEveryKind(t, ruleset, {

@@ -1,22 +1,20 @@
 import t from 'tap';
-import { compileRuleSet, evaluate, formatRuleSetError } from '../../../src/core/index.js';
-import { expectDecision } from '../../helpers/decisions.js';
-import { expectEveryKind, expectMalformed, expectUpdateJudged } from '../../helpers/podchecks.js';
-import { pod, podSpec, requestFor } from '../../helpers/requests.js';
+import { compileRuleSet, formatRuleSetError } from '../../../src/core/index.js';
+import {
+  expectEveryKind,
+  expectMalformed,
+  expectUpdateJudged,
+  expectPodCases,
+  type PodCase,
+} from '../../helpers/podchecks.js';
+import { podSpec } from '../../helpers/requests.js';
 import { oneRule } from '../../helpers/rules.js';
 
 const IMAGE = 'registry.k8s.io/pause:3.10';
 const withPorts = (name: string, ports: unknown[]) => ({ name, image: IMAGE, ports });
 const hostPort = (port: unknown) => ({ containerPort: 8080, hostPort: port });
 
-interface Case {
-  name: string;
-  spec: Record<string, unknown>;
-  messages: string[];
-  fields?: string[];
-}
-
-const noneAllowed: Case[] = [
+const noneAllowed: PodCase[] = [
   { name: 'no ports', spec: podSpec(), messages: [] },
   {
     name: 'containerPort only (distractor: not a host port)',
@@ -75,7 +73,7 @@ const noneAllowed: Case[] = [
 ];
 
 const ALLOWED_TEXT = 'must be unset, 0 or in 8000-8100, 9443';
-const ranged: Case[] = [
+const ranged: PodCase[] = [
   {
     name: 'the lower edge is inside',
     spec: podSpec({ containers: [withPorts('app', [hostPort(8000)])] }),
@@ -130,12 +128,7 @@ for (const [label, params, cases] of [
   ],
 ] as const) {
   t.test(label, async (t) => {
-    const ruleset = oneRule('hostPorts', params);
-    for (const c of cases) {
-      t.test(c.name, async (t) => {
-        expectDecision(t, evaluate(requestFor('Pod', pod(c.spec)), ruleset), c);
-      });
-    }
+    expectPodCases(t, 'hostPorts', cases, params);
   });
 }
 

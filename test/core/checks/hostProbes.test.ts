@@ -1,7 +1,7 @@
 import t from 'tap';
+import { expectPodCases, type PodCase } from '../../helpers/podchecks.js';
 import { CHECKS, evaluate } from '../../../src/core/index.js';
 import { pod, requestFor } from '../../helpers/requests.js';
-import { expectDecision } from '../../helpers/decisions.js';
 import { oneRule } from '../../helpers/rules.js';
 import { deniedInEveryKind, updateSeesTheField } from '../../helpers/pods.js';
 
@@ -15,14 +15,7 @@ const tcp = (host?: unknown) => ({ tcpSocket: { port: 8080, ...(host === undefin
 const must = (label: string, field: string, host: string) =>
   `${label}: ${field}.host must be unset, not ${JSON.stringify(host)} [r]`;
 
-interface Case {
-  name: string;
-  spec: Record<string, unknown>;
-  messages: string[];
-  fields?: string[];
-}
-
-const cases: Case[] = [
+const cases: PodCase[] = [
   { name: 'no probes', spec: { containers: [c('app')] }, messages: [] },
   {
     name: 'probes and hooks without host (distractor)',
@@ -105,11 +98,7 @@ const cases: Case[] = [
   },
 ];
 
-for (const row of cases) {
-  t.test(row.name, async (t) => {
-    expectDecision(t, evaluate(requestFor('Pod', pod(row.spec)), ruleset), row);
-  });
-}
+expectPodCases(t, 'hostProbes', cases);
 
 t.test('every template kind', async (t) => {
   deniedInEveryKind(

@@ -1,7 +1,7 @@
 import t from 'tap';
+import { expectPodCases, type PodCase } from '../../helpers/podchecks.js';
 import { evaluate } from '../../../src/core/index.js';
 import { pod, podSpec, requestFor } from '../../helpers/requests.js';
-import { expectDecision } from '../../helpers/decisions.js';
 import { oneRule } from '../../helpers/rules.js';
 
 const ruleset = oneRule('privileged');
@@ -11,7 +11,7 @@ const app = (securityContext: unknown) => ({
   securityContext,
 });
 
-const cases: { name: string; spec: Record<string, unknown>; messages: string[]; fields?: string[] }[] = [
+const cases: PodCase[] = [
   { name: 'no securityContext', spec: podSpec(), messages: [] },
   {
     name: 'privileged: false (distractor)',
@@ -67,12 +67,7 @@ const cases: { name: string; spec: Record<string, unknown>; messages: string[]; 
   },
 ];
 
-for (const c of cases) {
-  t.test(c.name, async (t) => {
-    const decision = evaluate(requestFor('Pod', pod(c.spec)), ruleset);
-    expectDecision(t, decision, c);
-  });
-}
+expectPodCases(t, 'privileged', cases);
 
 t.test('a privileged value that is not a boolean fails closed', async (t) => {
   const decision = evaluate(

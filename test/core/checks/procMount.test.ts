@@ -1,7 +1,7 @@
 import t from 'tap';
+import { expectPodCases, registeredCheck, runAtVersion, type PodCase } from '../../helpers/podchecks.js';
 import { CHECKS, evaluate } from '../../../src/core/index.js';
 import { pod, requestFor } from '../../helpers/requests.js';
-import { expectDecision } from '../../helpers/decisions.js';
 import { oneRule } from '../../helpers/rules.js';
 import { deniedInEveryKind, updateSeesTheField } from '../../helpers/pods.js';
 
@@ -18,15 +18,7 @@ const spec = (lists: Record<string, unknown[]>, extra: Record<string, unknown> =
 const unmasked = (label: string, value = 'Unmasked') =>
   `${label}: securityContext.procMount must be unset or Default, not ${JSON.stringify(value)} [r]`;
 
-interface Case {
-  name: string;
-  spec: Record<string, unknown>;
-  params?: Record<string, unknown>;
-  messages: string[];
-  fields?: string[];
-}
-
-const cases: Case[] = [
+const cases: PodCase[] = [
   { name: 'unset everywhere', spec: spec({ containers: [c('app')] }), messages: [] },
   {
     name: 'securityContext without procMount (distractor)',
@@ -94,21 +86,13 @@ const cases: Case[] = [
   },
 ];
 
-for (const row of cases) {
-  t.test(row.name, async (t) => {
-    expectDecision(t, evaluate(requestFor('Pod', pod(row.spec)), oneRule('procMount', row.params)), row);
-  });
-}
+expectPodCases(t, 'procMount', cases);
 
 t.test('versions: the hostUsers relaxation is in force from v1.35, not at v1.34', async (t) => {
-  const check = CHECKS.get('procMount');
-  if (check === undefined) throw new Error('procMount is not registered');
-  t.same(check.versions, ['v1.0', 'v1.35']);
-  const relaxed = pod(spec({ containers: [c('app', 'Unmasked')] }, { hostUsers: false }));
+  t.same(registeredCheck('procMount').versions, ['v1.0', 'v1.35']);
+  const relaxed = spec({ containers: [c('app', 'Unmasked')] }, { hostUsers: false });
   const judge = (version: 'v1.34' | 'v1.35') => {
-    const compiled = check.compileParams({}, version);
-    if (!compiled.ok) throw new Error('params');
-    const result = compiled.compiled.run({ request: requestFor('Pod', relaxed), context: {} });
+    const result = runAtVersion('procMount', version, relaxed);
     return result.ok ? result.value.map((f) => f.message) : result.error.message;
   };
   t.same(judge('v1.34'), [

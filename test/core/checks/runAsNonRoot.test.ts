@@ -1,27 +1,23 @@
 import t from 'tap';
-import { CHECKS, evaluate } from '../../../src/core/index.js';
-import { expectDecision } from '../../helpers/decisions.js';
-import { expectEveryKind, expectMalformed, expectUpdateJudged } from '../../helpers/podchecks.js';
-import { pod, requestFor } from '../../helpers/requests.js';
+import {
+  expectEveryKind,
+  expectMalformed,
+  expectUpdateJudged,
+  expectPodCases,
+  registeredCheck,
+  runAtVersion,
+  securityContextField,
+  type PodCase,
+} from '../../helpers/podchecks.js';
 import { oneRule } from '../../helpers/rules.js';
 
-const IMAGE = 'registry.k8s.io/pause:3.10';
 const ruleset = oneRule('runAsNonRoot');
-const c = (name: string, runAsNonRoot?: unknown) => ({
-  name,
-  image: IMAGE,
-  ...(runAsNonRoot === undefined ? {} : { securityContext: { runAsNonRoot } }),
-});
-const spec = (podValue: unknown, lists: Record<string, unknown[]>, extra: Record<string, unknown> = {}) => ({
-  ...(podValue === undefined ? {} : { securityContext: { runAsNonRoot: podValue } }),
-  ...lists,
-  ...extra,
-});
+const { container: c, spec } = securityContextField('runAsNonRoot');
 const POD_FIELD = 'spec.securityContext.runAsNonRoot';
 const MUST_SET = 'securityContext.runAsNonRoot must be set to true';
 const NOT_FALSE = 'securityContext.runAsNonRoot must not be false';
 
-const cases: { name: string; spec: Record<string, unknown>; messages: string[]; fields?: string[] }[] = [
+const cases: PodCase[] = [
   {
     name: 'pod-level true covers every list',
     spec: spec(true, {
@@ -112,27 +108,16 @@ const cases: { name: string; spec: Record<string, unknown>; messages: string[]; 
   },
 ];
 
-for (const k of cases) {
-  t.test(k.name, async (t) => {
-    expectDecision(t, evaluate(requestFor('Pod', pod(k.spec)), ruleset), k);
-  });
-}
+expectPodCases(t, 'runAsNonRoot', cases);
 
 t.test('versions: the hostUsers: false relaxation is in force from v1.35', async (t) => {
-  const definition = CHECKS.get('runAsNonRoot');
-  if (definition === undefined) throw new Error('runAsNonRoot is not registered');
-  t.same(definition.versions, ['v1.0', 'v1.35']);
-  const userNamespaced = requestFor(
-    'Pod',
-    pod(spec(undefined, { containers: [c('app')] }, { hostUsers: false })),
-  );
+  t.same(registeredCheck('runAsNonRoot').versions, ['v1.0', 'v1.35']);
+  const userNamespaced = spec(undefined, { containers: [c('app')] }, { hostUsers: false });
   for (const [version, findings] of [
     ['v1.34', 1],
     ['v1.35', 0],
   ] as const) {
-    const compiled = definition.compileParams({}, version);
-    if (!compiled.ok) throw new Error('does not compile');
-    const result = compiled.compiled.run({ request: userNamespaced, context: {} });
+    const result = runAtVersion('runAsNonRoot', version, userNamespaced);
     t.equal(result.ok && result.value.length, findings, version);
   }
 });

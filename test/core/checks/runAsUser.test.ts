@@ -1,25 +1,21 @@
 import t from 'tap';
-import { CHECKS, evaluate } from '../../../src/core/index.js';
-import { expectDecision } from '../../helpers/decisions.js';
-import { expectEveryKind, expectMalformed, expectUpdateJudged } from '../../helpers/podchecks.js';
-import { pod, requestFor } from '../../helpers/requests.js';
+import {
+  expectEveryKind,
+  expectMalformed,
+  expectUpdateJudged,
+  expectPodCases,
+  registeredCheck,
+  runAtVersion,
+  securityContextField,
+  type PodCase,
+} from '../../helpers/podchecks.js';
 import { oneRule } from '../../helpers/rules.js';
 
-const IMAGE = 'registry.k8s.io/pause:3.10';
 const ruleset = oneRule('runAsUser');
-const c = (name: string, runAsUser?: unknown) => ({
-  name,
-  image: IMAGE,
-  ...(runAsUser === undefined ? {} : { securityContext: { runAsUser } }),
-});
-const spec = (podValue: unknown, lists: Record<string, unknown[]>, extra: Record<string, unknown> = {}) => ({
-  ...(podValue === undefined ? {} : { securityContext: { runAsUser: podValue } }),
-  ...lists,
-  ...extra,
-});
+const { container: c, spec } = securityContextField('runAsUser');
 const NOT_ROOT = 'securityContext.runAsUser must not be 0';
 
-const cases: { name: string; spec: Record<string, unknown>; messages: string[]; fields?: string[] }[] = [
+const cases: PodCase[] = [
   { name: 'unset everywhere', spec: spec(undefined, { containers: [c('app')] }), messages: [] },
   {
     name: 'non-zero everywhere, 1 included',
@@ -93,24 +89,16 @@ const cases: { name: string; spec: Record<string, unknown>; messages: string[]; 
   },
 ];
 
-for (const k of cases) {
-  t.test(k.name, async (t) => {
-    expectDecision(t, evaluate(requestFor('Pod', pod(k.spec)), ruleset), k);
-  });
-}
+expectPodCases(t, 'runAsUser', cases);
 
 t.test('versions: the hostUsers: false relaxation is in force from v1.35', async (t) => {
-  const definition = CHECKS.get('runAsUser');
-  if (definition === undefined) throw new Error('runAsUser is not registered');
-  t.same(definition.versions, ['v1.0', 'v1.35']);
-  const userNamespaced = requestFor('Pod', pod(spec(0, { containers: [c('app')] }, { hostUsers: false })));
+  t.same(registeredCheck('runAsUser').versions, ['v1.0', 'v1.35']);
+  const userNamespaced = spec(0, { containers: [c('app')] }, { hostUsers: false });
   for (const [version, findings] of [
     ['v1.34', 1],
     ['v1.35', 0],
   ] as const) {
-    const compiled = definition.compileParams({}, version);
-    if (!compiled.ok) throw new Error('does not compile');
-    const result = compiled.compiled.run({ request: userNamespaced, context: {} });
+    const result = runAtVersion('runAsUser', version, userNamespaced);
     t.equal(result.ok && result.value.length, findings, version);
   }
 });

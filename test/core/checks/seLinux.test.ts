@@ -1,8 +1,14 @@
 import t from 'tap';
-import { CHECKS, evaluate } from '../../../src/core/index.js';
-import { expectDecision } from '../../helpers/decisions.js';
-import { expectEveryKind, expectMalformed, expectUpdateJudged } from '../../helpers/podchecks.js';
-import { pod, podSpec, requestFor } from '../../helpers/requests.js';
+import {
+  expectEveryKind,
+  expectMalformed,
+  expectUpdateJudged,
+  expectPodCases,
+  registeredCheck,
+  runAtVersion,
+  type PodCase,
+} from '../../helpers/podchecks.js';
+import { podSpec } from '../../helpers/requests.js';
 import { oneRule } from '../../helpers/rules.js';
 
 const IMAGE = 'registry.k8s.io/pause:3.10';
@@ -17,7 +23,7 @@ const TYPES = 'unset or one of container_t, container_init_t, container_kvm_t, c
 const typeText = (who: string, type: string) =>
   `${who}: securityContext.seLinuxOptions.type must be ${TYPES}, not ${JSON.stringify(type)} [r]`;
 
-const cases: { name: string; spec: Record<string, unknown>; messages: string[]; fields?: string[] }[] = [
+const cases: PodCase[] = [
   { name: 'nothing set', spec: podSpec(), messages: [] },
   {
     name: 'every allowed type, and level (never judged)',
@@ -98,25 +104,12 @@ const cases: { name: string; spec: Record<string, unknown>; messages: string[]; 
   },
 ];
 
-for (const k of cases) {
-  t.test(k.name, async (t) => {
-    expectDecision(t, evaluate(requestFor('Pod', pod(k.spec)), ruleset), k);
-  });
-}
+expectPodCases(t, 'seLinux', cases);
 
 t.test('versions: container_engine_t is allowed from v1.31', async (t) => {
-  const definition = CHECKS.get('seLinux');
-  if (definition === undefined) throw new Error('seLinux is not registered');
-  t.same(definition.versions, ['v1.0', 'v1.31']);
-  const engine = requestFor(
-    'Pod',
-    pod(podSpec({ containers: [c('app', options({ type: 'container_engine_t' }))] })),
-  );
-  const run = (version: 'v1.30' | 'v1.31') => {
-    const compiled = definition.compileParams({}, version);
-    if (!compiled.ok) throw new Error('does not compile');
-    return compiled.compiled.run({ request: engine, context: {} });
-  };
+  t.same(registeredCheck('seLinux').versions, ['v1.0', 'v1.31']);
+  const engine = podSpec({ containers: [c('app', options({ type: 'container_engine_t' }))] });
+  const run = (version: 'v1.30' | 'v1.31') => runAtVersion('seLinux', version, engine);
   t.same(run('v1.30'), {
     ok: true,
     value: [

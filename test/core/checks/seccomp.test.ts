@@ -1,7 +1,7 @@
 import t from 'tap';
+import { expectPodCases, type PodCase } from '../../helpers/podchecks.js';
 import { evaluate } from '../../../src/core/index.js';
 import { pod, requestFor } from '../../helpers/requests.js';
-import { expectDecision } from '../../helpers/decisions.js';
 import { oneRule } from '../../helpers/rules.js';
 
 const IMAGE = 'registry.k8s.io/pause:3.10';
@@ -17,14 +17,7 @@ const MUST_SET = 'securityContext.seccompProfile.type must be set to RuntimeDefa
 const UNCONFINED = 'securityContext.seccompProfile.type must not be Unconfined [r]';
 const POD_FIELD = 'spec.securityContext.seccompProfile.type';
 
-interface Case {
-  name: string;
-  spec: Record<string, unknown>;
-  messages: string[];
-  fields?: string[];
-}
-
-const restricted: Case[] = [
+const restricted: PodCase[] = [
   {
     name: 'pod-level RuntimeDefault covers every container list',
     spec: spec('RuntimeDefault', {
@@ -147,7 +140,7 @@ const restricted: Case[] = [
   },
 ];
 
-const baseline: Case[] = [
+const baseline: PodCase[] = [
   {
     name: 'a missing profile is allowed',
     spec: spec(undefined, { containers: [c('app'), c('b')] }),
@@ -181,13 +174,7 @@ for (const [level, params, cases] of [
   ['requireProfile: false (baseline)', { requireProfile: false }, baseline],
 ] as const) {
   t.test(level, async (t) => {
-    const ruleset = oneRule('seccomp', params);
-    for (const k of cases) {
-      t.test(k.name, async (t) => {
-        const decision = evaluate(requestFor('Pod', pod(k.spec)), ruleset);
-        expectDecision(t, decision, k);
-      });
-    }
+    expectPodCases(t, 'seccomp', cases, params);
   });
 }
 

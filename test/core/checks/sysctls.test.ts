@@ -1,7 +1,7 @@
 import t from 'tap';
+import { expectPodCases, registeredCheck, runAtVersion, type PodCase } from '../../helpers/podchecks.js';
 import { CHECKS, evaluate, type KubeVersion } from '../../../src/core/index.js';
 import { pod, podSpec, requestFor } from '../../helpers/requests.js';
-import { expectDecision } from '../../helpers/decisions.js';
 import { oneRule } from '../../helpers/rules.js';
 import { deniedInEveryKind, updateSeesTheField } from '../../helpers/pods.js';
 
@@ -11,15 +11,7 @@ const withSysctls = (...names: unknown[]) =>
 const unsafe = (i: number, name: string) =>
   `pod: securityContext.sysctls[${i}] "${name}" is not a safe sysctl [r]`;
 
-interface Case {
-  name: string;
-  spec: Record<string, unknown>;
-  params?: Record<string, unknown>;
-  messages: string[];
-  fields?: string[];
-}
-
-const cases: Case[] = [
+const cases: PodCase[] = [
   { name: 'no securityContext', spec: { containers: [{ name: 'app', image: 'x.io/y' }] }, messages: [] },
   { name: 'no sysctls', spec: podSpec(), messages: [] },
   { name: 'an empty list', spec: withSysctls(), messages: [] },
@@ -82,20 +74,12 @@ const cases: Case[] = [
   },
 ];
 
-for (const row of cases) {
-  t.test(row.name, async (t) => {
-    expectDecision(t, evaluate(requestFor('Pod', pod(row.spec)), oneRule('sysctls', row.params)), row);
-  });
-}
+expectPodCases(t, 'sysctls', cases);
 
 t.test('versions: the safe set grows at v1.27, v1.29, v1.32 and v1.37, and each edge is exact', async (t) => {
-  const check = CHECKS.get('sysctls');
-  if (check === undefined) throw new Error('sysctls is not registered');
-  t.same(check.versions, ['v1.0', 'v1.27', 'v1.29', 'v1.32', 'v1.37']);
+  t.same(registeredCheck('sysctls').versions, ['v1.0', 'v1.27', 'v1.29', 'v1.32', 'v1.37']);
   const allowedAt = (version: KubeVersion, name: string): boolean => {
-    const compiled = check.compileParams({}, version);
-    if (!compiled.ok) throw new Error('params');
-    const result = compiled.compiled.run({ request: requestFor('Pod', pod(withSysctls(name))), context: {} });
+    const result = runAtVersion('sysctls', version, withSysctls(name));
     if (!result.ok) throw new Error(result.error.message);
     return result.value.length === 0;
   };

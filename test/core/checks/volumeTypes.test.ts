@@ -1,7 +1,7 @@
 import t from 'tap';
+import { expectPodCases, type PodCase } from '../../helpers/podchecks.js';
 import { CHECKS, evaluate } from '../../../src/core/index.js';
 import { pod, podSpec, requestFor } from '../../helpers/requests.js';
-import { expectDecision } from '../../helpers/decisions.js';
 import { oneRule } from '../../helpers/rules.js';
 import { deniedInEveryKind, updateSeesTheField } from '../../helpers/pods.js';
 
@@ -10,15 +10,7 @@ const withVolumes = (...volumes: Record<string, unknown>[]) => podSpec({ volumes
 const notAllowed = (name: string, type: string) =>
   `volume "${name}": ${type} is not an allowed volume type [r]`;
 
-interface Case {
-  name: string;
-  spec: Record<string, unknown>;
-  params?: Record<string, unknown>;
-  messages: string[];
-  fields?: string[];
-}
-
-const cases: Case[] = [
+const cases: PodCase[] = [
   { name: 'no volumes', spec: podSpec(), messages: [] },
   {
     name: 'every type of the restricted list',
@@ -106,11 +98,7 @@ const cases: Case[] = [
   },
 ];
 
-for (const row of cases) {
-  t.test(row.name, async (t) => {
-    expectDecision(t, evaluate(requestFor('Pod', pod(row.spec)), oneRule('volumeTypes', row.params)), row);
-  });
-}
+expectPodCases(t, 'volumeTypes', cases);
 
 t.test('every template kind', async (t) => {
   deniedInEveryKind(
