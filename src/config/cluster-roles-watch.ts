@@ -19,7 +19,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { RoleIndex, type RoleLookup } from '../core/index.js';
-import { DEFAULT_BACKOFF, describeError, retryDelay, type Backoff } from './rules-configmap-watch.js';
+import { DEFAULT_BACKOFF, RestartingListWatch, type Backoff } from './rules-configmap-watch.js';
 
 export const CLUSTER_ROLES_PATH = '/apis/rbac.authorization.k8s.io/v1/clusterroles';
 
@@ -46,20 +46,14 @@ export function watchClusterRoles(options: ClusterRolesWatchOptions): ClusterRol
 class ClusterRolesWatcher implements ClusterRolesWatch {
   readonly #index = new RoleIndex();
   readonly #log: Logger;
-  readonly #informer: ListWatch<V1ClusterRole>;
-  readonly #backoff: Backoff;
+  readonly #watch: RestartingListWatch<V1ClusterRole>;
   #listed = false;
   #lastError: string | undefined;
-  #attempt = 0;
-  #startedAt = 0;
-  #retry: NodeJS.Timeout | undefined;
-  #stopped = false;
 
   constructor(options: ClusterRolesWatchOptions) {
     this.#log = options.log.child({ watch: 'clusterroles' });
-    this.#backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     const api = options.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
-    this.#informer = new ListWatch<V1ClusterRole>(
+    const informer = new ListWatch<V1ClusterRole>(
       CLUSTER_ROLES_PATH,
       new Watch(options.kubeConfig),
       async () => {
@@ -74,18 +68,23 @@ class ClusterRolesWatcher implements ClusterRolesWatch {
       },
       false,
     );
-    this.#informer.on('add', (role) => {
+    informer.on('add', (role) => {
       this.#keep(role);
     });
-    this.#informer.on('update', (role) => {
+    informer.on('update', (role) => {
       this.#keep(role);
     });
-    this.#informer.on('delete', (role) => {
+    informer.on('delete', (role) => {
       const name = role.metadata?.name;
       if (name !== undefined) this.#index.delete(name);
     });
-    this.#informer.on('error', (err: unknown) => {
-      this.#failed(err);
+    this.#watch = new RestartingListWatch(informer, {
+      log: this.#log,
+      backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
+      failureMessage: 'ClusterRole watch failed; restarting it',
+      onFailure: (error) => {
+        this.#lastError = error;
+      },
     });
   }
 
@@ -99,44 +98,16 @@ class ClusterRolesWatcher implements ClusterRolesWatch {
   }
 
   start(): void {
-    if (this.#stopped) return;
-    this.#startedAt = Date.now();
-    this.#informer.start().then(
-      () => {
-        // As in the ConfigMap watch: a stop() that lands during the list leaves a watch running.
-        if (this.#stopped) void this.#informer.stop();
-      },
-      (err: unknown) => {
-        this.#failed(err);
-      },
-    );
+    this.#watch.start();
   }
 
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#retry);
-    await this.#informer.stop();
+  stop(): Promise<void> {
+    return this.#watch.stop();
   }
 
   #keep(role: V1ClusterRole): void {
     if (!this.#index.add(role)) {
       this.#log.warn({ name: role.metadata?.name }, 'a ClusterRole could not be read; it is left out');
     }
-  }
-
-  #failed(err: unknown): void {
-    if (this.#stopped) return;
-    clearTimeout(this.#retry);
-    if (Date.now() - this.#startedAt >= this.#backoff.resetAfterMs) this.#attempt = 0;
-    const delayMs = retryDelay(this.#attempt, this.#backoff, Math.random);
-    this.#attempt += 1;
-    this.#lastError = describeError(err);
-    this.#log.warn(
-      { error: this.#lastError, attempt: this.#attempt, retryInMs: Math.round(delayMs) },
-      'ClusterRole watch failed; restarting it',
-    );
-    this.#retry = setTimeout(() => {
-      this.start();
-    }, delayMs);
   }
 }

@@ -20,6 +20,7 @@ import {
   ListWatch,
   Watch,
   type CoreV1Event,
+  type KubernetesObject,
   type V1ConfigMap,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -89,13 +90,8 @@ class RulesConfigMapWatcher implements RulesWatch {
   readonly #log: Logger;
   readonly #gate: RuleSetGate;
   readonly #api: CoreV1Api;
-  readonly #informer: ListWatch<V1ConfigMap>;
-  readonly #backoff: Backoff;
+  readonly #watch: RestartingListWatch<V1ConfigMap>;
   readonly #instance: string;
-  #attempt = 0;
-  #startedAt = 0;
-  #retry: NodeJS.Timeout | undefined;
-  #stopped = false;
   /** Whether the last list found the ConfigMap, so its absence is logged once, not on every relist. */
   #found: boolean | undefined;
 
@@ -106,10 +102,9 @@ class RulesConfigMapWatcher implements RulesWatch {
     this.#log = options.log.child({ rulesConfigMap: `${ref.namespace}/${ref.name}` });
     this.#gate = new RuleSetGate(options, this.#log);
     this.#api = kubeConfig.makeApiClient(CoreV1Api);
-    this.#backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.#instance = options.instance ?? hostname();
     const fieldSelector = `metadata.name=${ref.name}`;
-    this.#informer = new ListWatch<V1ConfigMap>(
+    const informer = new ListWatch<V1ConfigMap>(
       `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/configmaps`,
       new Watch(kubeConfig),
       async () => {
@@ -121,23 +116,102 @@ class RulesConfigMapWatcher implements RulesWatch {
       undefined,
       fieldSelector,
     );
-    this.#informer.on('add', (cm) => {
+    informer.on('add', (cm) => {
       this.#changed(cm);
     });
-    this.#informer.on('update', (cm) => {
+    informer.on('update', (cm) => {
       this.#changed(cm);
     });
-    this.#informer.on('delete', (cm) => {
-      if (!this.#stopped) {
+    informer.on('delete', (cm) => {
+      if (!this.#watch.stopped) {
         this.#log.warn(
           { resourceVersion: cm.metadata?.resourceVersion },
           'rules ConfigMap deleted; the last good RuleSet stays in force',
         );
       }
     });
-    this.#informer.on('error', (err: unknown) => {
+    this.#watch = new RestartingListWatch(informer, {
+      log: this.#log,
+      backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
+      failureMessage: 'rules ConfigMap watch failed; restarting it',
+    });
+  }
+
+  start(): void {
+    this.#watch.start();
+  }
+
+  stop(): Promise<void> {
+    return this.#watch.stop();
+  }
+
+  #listed(items: readonly V1ConfigMap[]): void {
+    const found = items.some((cm) => cm.metadata?.name === this.#ref.name);
+    if (!found && this.#found !== false) {
+      this.#log.warn(
+        {},
+        'rules ConfigMap not found; the last good RuleSet (if any) stays in force until it is created',
+      );
+    }
+    this.#found = found;
+  }
+
+  #changed(configMap: V1ConfigMap): void {
+    if (this.#watch.stopped) return;
+    const metadata = configMap.metadata;
+    if (metadata?.name !== this.#ref.name || metadata.namespace !== this.#ref.namespace) return;
+    this.#found = true;
+    const text = rulesTextOf(configMap, this.#ref);
+    const result = text.ok
+      ? this.#gate.offer(text.text, this.#origin, metadata.resourceVersion)
+      : this.#gate.refuse([text.error]);
+    if (result.kind === 'invalid') void this.#postEvent(configMap, result.errors);
+  }
+
+  async #postEvent(configMap: V1ConfigMap, errors: readonly string[]): Promise<void> {
+    const body = invalidRuleSetEvent(configMap, errors, new Date(), this.#instance);
+    try {
+      await this.#api.createNamespacedEvent({ namespace: this.#ref.namespace, body });
+    } catch (err) {
+      this.#log.warn({ error: describeError(err) }, 'could not post the InvalidRuleSet Event');
+    }
+  }
+}
+
+export interface RestartOptions {
+  log: Logger;
+  backoff: Backoff;
+  /** Logged (warn) with the error, the attempt and the delay each time the watch ends. */
+  failureMessage: string;
+  /** Told each failure, described, before the restart is scheduled. */
+  onFailure?: (error: string) => void;
+}
+
+/**
+ * A ListWatch kept running until stop(): every error that ends it schedules a start again after
+ * retryDelay (a watch that stayed up `resetAfterMs` starts again from `initialMs`), on the same
+ * ListWatch, so it resumes from its last resourceVersion and its cache still sees a deletion.
+ * The rules ConfigMap watch and the ClusterRoles watch both run on one.
+ */
+export class RestartingListWatch<T extends KubernetesObject> {
+  readonly #informer: ListWatch<T>;
+  readonly #options: RestartOptions;
+  #attempt = 0;
+  #startedAt = 0;
+  #retry: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  constructor(informer: ListWatch<T>, options: RestartOptions) {
+    this.#informer = informer;
+    this.#options = options;
+    informer.on('error', (err: unknown) => {
       this.#failed(err);
     });
+  }
+
+  /** Once stop() was called: events that arrive after it are to be ignored. */
+  get stopped(): boolean {
+    return this.#stopped;
   }
 
   start(): void {
@@ -162,51 +236,22 @@ class RulesConfigMapWatcher implements RulesWatch {
     await this.#informer.stop();
   }
 
-  #listed(items: readonly V1ConfigMap[]): void {
-    const found = items.some((cm) => cm.metadata?.name === this.#ref.name);
-    if (!found && this.#found !== false) {
-      this.#log.warn(
-        {},
-        'rules ConfigMap not found; the last good RuleSet (if any) stays in force until it is created',
-      );
-    }
-    this.#found = found;
-  }
-
-  #changed(configMap: V1ConfigMap): void {
-    if (this.#stopped) return;
-    const metadata = configMap.metadata;
-    if (metadata?.name !== this.#ref.name || metadata.namespace !== this.#ref.namespace) return;
-    this.#found = true;
-    const text = rulesTextOf(configMap, this.#ref);
-    const result = text.ok
-      ? this.#gate.offer(text.text, this.#origin, metadata.resourceVersion)
-      : this.#gate.refuse([text.error]);
-    if (result.kind === 'invalid') void this.#postEvent(configMap, result.errors);
-  }
-
   #failed(err: unknown): void {
     if (this.#stopped) return;
     clearTimeout(this.#retry);
-    if (Date.now() - this.#startedAt >= this.#backoff.resetAfterMs) this.#attempt = 0;
-    const delayMs = retryDelay(this.#attempt, this.#backoff, Math.random);
+    const { backoff } = this.#options;
+    if (Date.now() - this.#startedAt >= backoff.resetAfterMs) this.#attempt = 0;
+    const delayMs = retryDelay(this.#attempt, backoff, Math.random);
     this.#attempt += 1;
-    this.#log.warn(
-      { error: describeError(err), attempt: this.#attempt, retryInMs: Math.round(delayMs) },
-      'rules ConfigMap watch failed; restarting it',
+    const error = describeError(err);
+    this.#options.onFailure?.(error);
+    this.#options.log.warn(
+      { error, attempt: this.#attempt, retryInMs: Math.round(delayMs) },
+      this.#options.failureMessage,
     );
     this.#retry = setTimeout(() => {
       this.start();
     }, delayMs);
-  }
-
-  async #postEvent(configMap: V1ConfigMap, errors: readonly string[]): Promise<void> {
-    const body = invalidRuleSetEvent(configMap, errors, new Date(), this.#instance);
-    try {
-      await this.#api.createNamespacedEvent({ namespace: this.#ref.namespace, body });
-    } catch (err) {
-      this.#log.warn({ error: describeError(err) }, 'could not post the InvalidRuleSet Event');
-    }
   }
 }
 
