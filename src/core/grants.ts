@@ -5,15 +5,9 @@
 // binding check (clusterAdminBinding), so both read a rule alike.
 
 import { BOOTSTRAP_CLUSTER_ROLES } from './bootstrap.js';
-import {
-  AGGREGATION_LABELS,
-  RBAC_GROUP,
-  readRole,
-  selectorMatches,
-  type PolicyRuleView,
-  type RoleView,
-} from './rbac.js';
+import { AGGREGATION_LABELS, RBAC_GROUP, readRole, type PolicyRuleView, type RoleView } from './rbac.js';
 import { readObject } from './read.js';
+import { selectorMatches } from './selector.js';
 
 /**
  * The ClusterRoles the caller could see: `serve` keeps the API server's in a watched cache,

@@ -187,29 +187,3 @@ function readLabelSelector(raw: unknown, path: FieldPath): LabelSelectorView {
     }),
   };
 }
-
-/** Whether `labels` satisfy the selector, as metav1.LabelSelectorAsSelector reads it. */
-export function selectorMatches(
-  selector: LabelSelectorView,
-  labels: Readonly<Record<string, string>>,
-): boolean {
-  for (const [key, value] of Object.entries(selector.matchLabels)) {
-    if (labels[key] !== value) return false;
-  }
-  return selector.matchExpressions.every(({ key, operator, values }) => {
-    const value = labels[key];
-    switch (operator) {
-      case 'In':
-        return value !== undefined && values.includes(value);
-      case 'NotIn':
-        return value === undefined || !values.includes(value);
-      case 'Exists':
-        return value !== undefined;
-      case 'DoesNotExist':
-        return value === undefined;
-      default:
-        // The API server refuses any other operator; an unknown one selects nothing.
-        return false;
-    }
-  });
-}

@@ -4,6 +4,7 @@
 // and scope; namespaceSelector on the namespace's labels; objectSelector on the object's or, for
 // DELETE, the old object's labels.
 
+import { selectorMatches } from '../selector.js';
 import type { AdmissionRequest } from '../types.js';
 
 export interface LabelSelectorRequirement {
@@ -35,33 +36,6 @@ export interface MatchConstraints {
 }
 
 export type Labels = Readonly<Record<string, unknown>>;
-
-export function selectorMatches(selector: LabelSelector | undefined, labels: Labels): boolean {
-  if (selector === undefined) return true;
-  for (const [key, value] of Object.entries(selector.matchLabels ?? {})) {
-    if (labels[key] !== value) return false;
-  }
-  for (const requirement of selector.matchExpressions ?? []) {
-    const has = Object.hasOwn(labels, requirement.key);
-    const value = labels[requirement.key];
-    const values = requirement.values ?? [];
-    switch (requirement.operator) {
-      case 'In':
-        if (!has || typeof value !== 'string' || !values.includes(value)) return false;
-        break;
-      case 'NotIn':
-        if (has && typeof value === 'string' && values.includes(value)) return false;
-        break;
-      case 'Exists':
-        if (!has) return false;
-        break;
-      case 'DoesNotExist':
-        if (has) return false;
-        break;
-    }
-  }
-  return true;
-}
 
 const listed = (list: readonly string[] | undefined, value: string): boolean =>
   list !== undefined && (list.includes('*') || list.includes(value));
