@@ -132,8 +132,10 @@ const ADMISSION_WRITES = ['create', 'update', 'patch', 'delete', 'deletecollecti
 /**
  * `update, patch on validatingwebhookconfigurations, …` for a ClusterRole rule that may write
  * admission configurations, or undefined. A rule naming its configurations (resourceNames) is how a
- * product keeps its own webhook's caBundle or rules up to date (Portcullis' own role does): create
- * cannot be narrowed by name, and the rest then reaches only the objects named.
+ * product keeps its own webhook's caBundle or rules up to date (Portcullis' own role does): it
+ * reaches only the objects named, and grants no create at all (a create carries no name when it is
+ * authorized). Naming Portcullis' own configurations passes too; RBAC's escalation check (a role
+ * can only be written by whoever already holds what it grants) is what guards that.
  */
 function admissionWrites(rule: PolicyRuleView): Grant | undefined {
   if (rule.resourceNames.length > 0) return undefined;
