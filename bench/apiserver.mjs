@@ -4,13 +4,18 @@
 //   none        no admission beyond the API server's defaults
 //   psa         Pod Security Admission, the namespace labelled enforce=restricted (in process)
 //   vap         a ValidatingAdmissionPolicy with the pod concerns of the shipped rules in CEL (in process)
-//   bare        the cheapest webhook: fastify over TLS that parses and allows (bench/baseline-server.mjs)
+//   bare        the cheapest webhook: fastify over TLS that parses and allows (bench/baseline-server.mjs),
+//               one validating webhook for pod CREATE, no selectors, no matchConditions
+//   bare-shipped that same server behind Portcullis' webhook configurations: what the configurations
+//               alone cost the API server (namespaceSelectors, and each webhook with matchConditions
+//               has the object and request converted for CEL before any condition runs)
 //   portcullis  Portcullis with its webhook configurations as `kubectl kustomize manifests/base`
 //               renders them (only clientConfig rewritten to https://127.0.0.1:PORT) and the shipped rules
 // Rounds alternate (each configuration once per round, the order rotated), so drift in the machine's
-// load falls on all alike; one more round sends a pod every configuration but none and bare deny.
-// Reports req/s, p50, p99, the ratios against none and bare, the p99 each adds over none, and
-// Portcullis' CPU per request (user + system from /proc). Loopback only; bounded to 180 s.
+// load falls on all alike; one more round sends a pod every configuration but none and the bare
+// ones deny. Reports req/s, p50, p99, the ratios against none and bare, the p99 each adds over none,
+// and the webhook servers' CPU per pod create (user + system from /proc), Portcullis' against the
+// bare one's. Loopback only; bounded to 180 s.
 // Exit 1 only when the bench itself fails (a wrong verdict, a server that died).
 //
 // Plain ESM over dist/ so it needs no TypeScript loader; the npm script builds first.
@@ -37,9 +42,9 @@ const WARMUP_S = 2;
 const DEADLINE_MS = 180_000;
 const NAMESPACE = 'bench';
 const TICK_MS = 10; // USER_HZ: /proc counts CPU time in 1/100 s
-const CONFIGS = ['none', 'psa', 'vap', 'bare', 'portcullis'];
+const CONFIGS = ['none', 'psa', 'vap', 'bare', 'bare-shipped', 'portcullis'];
 /** What each configuration must answer to the denied pod (a privileged container). */
-const DENIES = { none: false, psa: true, vap: true, bare: false, portcullis: true };
+const DENIES = { none: false, psa: true, vap: true, bare: false, 'bare-shipped': false, portcullis: true };
 
 const children = [];
 const failures = [];
@@ -88,24 +93,27 @@ async function main() {
   const caBundle = Buffer.from(certs.ca.cert).toString('base64');
 
   const portcullisPort = await freePort();
-  const portcullis = startNode([
-    join(ROOT, 'bin/portcullis'),
-    'serve',
-    '--rules',
-    join(ROOT, 'rules/default.yaml'),
-    '--tls-cert',
-    certFile,
-    '--tls-key',
-    keyFile,
-    '--host',
-    '127.0.0.1',
-    '--port',
-    String(portcullisPort),
-    '--audit-log',
-    join(dir, 'audit.jsonl'),
-  ]);
+  const portcullis = startNode(
+    [
+      join(ROOT, 'bin/portcullis'),
+      'serve',
+      '--rules',
+      join(ROOT, 'rules/default.yaml'),
+      '--tls-cert',
+      certFile,
+      '--tls-key',
+      keyFile,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(portcullisPort),
+      // No --audit-log: as the shipped Deployment, audit events go to stdout, here a pipe this
+      // process drains as the container runtime would.
+    ],
+    { drainStdout: true },
+  );
   const barePort = await freePort();
-  startNode([
+  const bare = startNode([
     join(ROOT, 'bench/baseline-server.mjs'),
     certFile,
     keyFile,
@@ -127,6 +135,7 @@ async function main() {
     psa: psaConfiguration(api),
     vap: vapConfiguration(api),
     bare: webhookConfiguration(api, bareWebhook(`https://127.0.0.1:${barePort}`, caBundle)),
+    'bare-shipped': webhookConfiguration(api, shippedWebhooks(`https://127.0.0.1:${barePort}`, caBundle)),
     portcullis: webhookConfiguration(api, shippedWebhooks(`https://127.0.0.1:${portcullisPort}`, caBundle)),
   };
 
@@ -134,7 +143,9 @@ async function main() {
   const deniedBody = JSON.stringify(deniedPod());
   const create = (body) => api('POST', `/api/v1/namespaces/${NAMESPACE}/pods?dryRun=All`, body, true);
   const results = [];
-  const cpu = { ticks: 0, requests: 0 };
+  // CPU of each webhook server over the rounds it is called in, against the pod creates they served.
+  const servers = { bare: bare.pid, 'bare-shipped': bare.pid, portcullis: portcullis.pid };
+  const cpu = Object.fromEntries(Object.keys(servers).map((name) => [name, { ticks: 0, requests: 0 }]));
   const setupS = (performance.now() - started) / 1000;
 
   for (let round = 0; round <= ROUNDS; round++) {
@@ -146,11 +157,12 @@ async function main() {
       if (round === 0) {
         await load(create, allowedBody, WARMUP_S, true);
       } else {
-        const before = name === 'portcullis' ? cpuTicks(portcullis.pid) : 0;
+        const pid = servers[name];
+        const before = pid === undefined ? 0 : cpuTicks(pid);
         const result = await load(create, allowedBody, ROUND_S, true);
-        if (name === 'portcullis') {
-          cpu.ticks += cpuTicks(portcullis.pid) - before;
-          cpu.requests += result.count;
+        if (pid !== undefined) {
+          cpu[name].ticks += cpuTicks(pid) - before;
+          cpu[name].requests += result.count;
         }
         results.push({ name, pod: 'compliant', ...result });
         if (round === ROUNDS) {
@@ -359,10 +371,11 @@ function webhookConfiguration(api, objects) {
 
 /**
  * The API server takes up new admission configuration asynchronously. A configuration that denies
- * the denied pod is in force once it does; for one that denies nothing (none, bare), a short wait.
+ * the denied pod is in force once it does; for one that denies nothing (bare, bare-shipped), a short
+ * wait.
  */
 async function inForce(create, name, deniedBody) {
-  if (!DENIES[name]) return sleep(name === 'bare' ? 1500 : 0);
+  if (!DENIES[name]) return sleep(name === 'none' ? 0 : 1500);
   for (const until = performance.now() + 20_000; performance.now() < until; await sleep(100)) {
     if ((await create(deniedBody)).status >= 400) return;
   }
@@ -370,7 +383,7 @@ async function inForce(create, name, deniedBody) {
 }
 
 async function outOfForce(create, name, deniedBody) {
-  if (!DENIES[name]) return sleep(name === 'bare' ? 1500 : 0);
+  if (!DENIES[name]) return sleep(name === 'none' ? 0 : 1500);
   for (const until = performance.now() + 20_000; performance.now() < until; await sleep(100)) {
     if ((await create(deniedBody)).status === 201) return;
   }
@@ -433,11 +446,12 @@ function deniedPod() {
 
 // --- processes and figures -----------------------------------------------------------------------
 
-function startNode(args) {
+function startNode(args, { drainStdout = false } = {}) {
   const child = spawn(process.execPath, [...NODE_FLAGS, ...args], {
     cwd: ROOT,
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', drainStdout ? 'pipe' : 'ignore', 'pipe'],
   });
+  child.stdout?.resume();
   let output = '';
   child.stderr.on('data', (c) => (output = (output + c.toString()).slice(-4000)));
   child.once('exit', (code, signal) => {
@@ -524,11 +538,26 @@ function report(results, cpu, setupS, totalS) {
     console.log(
       row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  '),
     );
-  const portcullisUs = cpu.requests > 0 ? (cpu.ticks * TICK_MS * 1000) / cpu.requests : NaN;
-  const addedRatio = (compliant.portcullis.p99 - none.p99) / (bare.p99 - none.p99);
+  const cpuUs = Object.fromEntries(
+    Object.entries(cpu).map(([name, c]) => [
+      name,
+      c.requests > 0 ? (c.ticks * TICK_MS * 1000) / c.requests : NaN,
+    ]),
+  );
+  const added = (name) => compliant[name].p99 - none.p99;
+  const shipped = compliant['bare-shipped'];
   console.log(
     `portcullis vs bare: ${fmt(compliant.portcullis.rps / bare.rps)} of its creates/s (target >= 0.90), ` +
-      `p99 added ${fmt(addedRatio)}× (target <= 1.20); Portcullis CPU ${fmt(portcullisUs, 0)} µs per pod create`,
+      `p99 added ${fmt(added('portcullis') / added('bare'))}× (target <= 1.20)`,
+  );
+  console.log(
+    `of which the webhook configurations alone (bare-shipped vs bare): ${fmt(shipped.rps / bare.rps)} of the creates/s, ` +
+      `p99 added ${fmt(added('bare-shipped') / added('bare'))}×; the server (portcullis vs bare-shipped): ` +
+      `${fmt(compliant.portcullis.rps / shipped.rps)}, p99 added ${fmt(added('portcullis') / added('bare-shipped'))}×`,
+  );
+  console.log(
+    `webhook server CPU per pod create: Portcullis ${fmt(cpuUs.portcullis, 0)} µs, bare ${fmt(cpuUs.bare, 0)} µs, ` +
+      `bare-shipped ${fmt(cpuUs['bare-shipped'], 0)} µs (Portcullis / bare ${fmt(cpuUs.portcullis / cpuUs.bare)})`,
   );
   for (const failure of failures) console.log(`FAILED: ${failure}`);
   const json = Object.fromEntries(
@@ -541,7 +570,7 @@ function report(results, cpu, setupS, totalS) {
     JSON.stringify({
       ok: failures.length === 0,
       configurations: json,
-      portcullisCpuUsPerRequest: portcullisUs,
+      serverCpuUsPerCreate: cpuUs,
     }),
   );
 }

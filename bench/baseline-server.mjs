@@ -1,6 +1,6 @@
 // The bench's baseline: the least an admission webhook can do over the same TLS, parse the JSON body
-// and answer allowed. Deliberately bare (no Portcullis imports), so the ratio prices exactly what
-// Portcullis adds. The bench passes the same cert, key, body limit and keep-alive timeout.
+// and answer allowed (on /validate and /mutate). Deliberately bare (no Portcullis imports), so the
+// ratio prices exactly what Portcullis adds. The bench passes the same cert, key, body limit and keep-alive timeout.
 //
 // node bench/baseline-server.mjs CERT KEY PORT BODY_LIMIT KEEP_ALIVE_TIMEOUT_MS
 
@@ -20,11 +20,15 @@ const app = Fastify({
 });
 
 app.get('/readyz', async () => 'ok');
-app.post('/validate', async (request) => {
+const allow = async (request) => {
   const body = request.body;
   const uid = typeof body?.request?.uid === 'string' ? body.request.uid : '';
   return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true } };
-});
+};
+app.post('/validate', allow);
+// bench:apiserver puts this server behind Portcullis' own webhook configurations too, mutating one
+// included: allowed without a patch.
+app.post('/mutate', allow);
 
 await app.listen({ host: '127.0.0.1', port: Number(port) });
 process.once('SIGTERM', () => {
