@@ -2,7 +2,13 @@
 // and still one audit event per answer.
 
 import t from 'tap';
-import { MAX_JSON_DEPTH, nestsDeeperThan } from '../../src/server/json-body.js';
+import {
+  MAX_JSON_DEPTH,
+  MAX_JSON_NODES,
+  nestsDeeperThan,
+  parseJsonBody,
+  RequestError,
+} from '../../src/server/json-body.js';
 import { localhostCertificates, podCreateReview, startServer } from '../helpers/server.js';
 
 const certificates = await localhostCertificates();
@@ -209,6 +215,18 @@ t.test('nesting as deep as the limit is accepted; strings full of brackets do no
 
   const review = withRequest((r) => (r['options'] = { kind: 'CreateOptions', note: '['.repeat(10_000) }));
   t.equal((await srv.request('/validate', { body: review })).status, 200);
+});
+
+t.test('the count of objects and arrays is exact, in the shortest text that can exceed it', async (t) => {
+  // `[[],[],…]`: one array per three characters, the densest way to reach the bound flat.
+  const arrays = (n: number): string => `[${'[],'.repeat(n - 2)}[]]`;
+  const atTheBound = parseJsonBody(arrays(MAX_JSON_NODES));
+  t.equal(Array.isArray(atTheBound) ? atTheBound.length : -1, MAX_JSON_NODES - 1);
+  t.throws(() => parseJsonBody(arrays(MAX_JSON_NODES + 1)), {
+    constructor: RequestError,
+    statusCode: 400,
+    code: 'PORTCULLIS_ERR_JSON_TOO_LARGE',
+  });
 });
 
 t.test('other paths and methods: 404 and 405-ish answers, never a 5xx', async (t) => {
