@@ -1,8 +1,9 @@
 // What the shipped ValidatingWebhookConfiguration (manifests/base/50-…) sends Portcullis by its
 // static webhooks, for `check` to say which `cel` rules would judge nothing without
 // `serve --webhook-configuration` keeping the custom.portcullis.io webhook in step.
-// test/manifests/webhooks.test.ts holds this list to the manifest. The rules ConfigMap's webhook is
-// left out: it sends one ConfigMap by name, not ConfigMaps.
+// test/cli/check-cel.test.ts holds this list to the manifest's workloads.portcullis.io (whose twin
+// in Portcullis' own namespace, workloads-own-namespace.portcullis.io, sends the same there). The
+// rules ConfigMap's webhook is left out: it sends one ConfigMap by name, not ConfigMaps.
 
 import { celWebhookRules, type CompiledRuleSet, type WebhookRule } from '../core/index.js';
 

@@ -1,7 +1,8 @@
 // The shipped manifests on a real kube-apiserver (the end-to-end suite's, from test/e2e/): the API
 // server accepts every object with strict field validation and compiles the CEL matchConditions,
-// and the webhook configurations, pointed at a stub on 127.0.0.1 that records each call, send
-// exactly the requests they should. Then, with the stub gone, `failurePolicy: Fail` refuses what
+// and the webhook configurations, pointed at a stub on 127.0.0.1 that records each call and which
+// webhook made it, send exactly the requests they should, each to the webhook it should (in the
+// portcullis namespace workloads-own-namespace.portcullis.io, elsewhere workloads.portcullis.io). Then, with the stub gone, `failurePolicy: Fail` refuses what
 // Portcullis judges while kube-system, Portcullis' own pods and everything unjudged go through, and
 // the break-glass steps of docs/operations.md get a blocked cluster going again.
 //
@@ -21,6 +22,7 @@ import {
   at,
   only,
   record,
+  records,
   renderInScratchTree,
   renderManifests,
   REPO_ROOT,
@@ -61,9 +63,17 @@ if (binaries === undefined) {
 
 interface Call {
   path: string;
+  /** The webhook's name: each is registered with it as the last segment of its URL's path. */
+  webhook: string;
   resource: string;
   operation: string;
 }
+
+const MUTATING = 'seccomp-defaults.portcullis.io';
+const WORKLOADS = 'workloads.portcullis.io';
+const OWN_NAMESPACE = 'workloads-own-namespace.portcullis.io';
+const RULES = 'rules.portcullis.io';
+const CUSTOM = 'custom.portcullis.io';
 
 async function run(t: Test, bins: { apiserver: string; etcd: string }): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'portcullis-apiserver-'));
@@ -140,7 +150,7 @@ async function run(t: Test, bins: { apiserver: string; etcd: string }): Promise<
     },
   );
 
-  // The stub: answers allowed to every call and records which webhook path saw which request.
+  // The stub: answers allowed to every call and records which webhook saw which request.
   const calls: Call[] = [];
   const stub = createServer({ cert: stubCert, key: stubKey }, (req, res) => {
     const chunks: Buffer[] = [];
@@ -150,8 +160,12 @@ async function run(t: Test, bins: { apiserver: string; etcd: string }): Promise<
       const request = record(at(review, 'request'));
       const resource = record(request['resource']);
       const sub = typeof request['subResource'] === 'string' ? `/${request['subResource']}` : '';
+      const [path = '', webhook = ''] = new URL(req.url ?? '/', 'https://stub').pathname
+        .split('/')
+        .filter((segment) => segment !== '');
       calls.push({
-        path: new URL(req.url ?? '/', 'https://stub').pathname,
+        path: `/${path}`,
+        webhook,
         resource: `${String(resource['group'])}/${String(resource['resource'])}${sub}`,
         operation: String(request['operation']),
       });
@@ -173,12 +187,22 @@ async function run(t: Test, bins: { apiserver: string; etcd: string }): Promise<
   // A pod that exists before the webhooks do, for the UPDATE and ephemeral-container cases.
   t.ok((await apply([pod('target', 'default')])).ok, 'pod default/target');
 
-  const registered = await apply(
-    renderWebhookConfigurations({
-      url: `https://127.0.0.1:${port}`,
-      caBundle: Buffer.from(stubCert).toString('base64'),
+  // Each webhook's URL ends in its name, so the stub knows which one called: which of the pair
+  // judges a request in Portcullis' namespace is what the split is about.
+  const configurations = renderWebhookConfigurations({
+    url: `https://127.0.0.1:${port}`,
+    caBundle: Buffer.from(stubCert).toString('base64'),
+  }).map((config) => ({
+    ...config,
+    webhooks: records(config['webhooks']).map((webhook) => {
+      const clientConfig = record(webhook['clientConfig']);
+      return {
+        ...webhook,
+        clientConfig: { ...clientConfig, url: `${String(clientConfig['url'])}/${String(webhook['name'])}` },
+      };
     }),
-  );
+  }));
+  const registered = await apply(configurations);
   t.ok(registered.ok, `webhook configurations registered:\n${registered.out}`);
   // The API server picks new configurations up asynchronously: wait for a first call.
   const deadline = Date.now() + 15_000;
@@ -188,11 +212,17 @@ async function run(t: Test, bins: { apiserver: string; etcd: string }): Promise<
   t.ok(calls.length > 0, 'the webhooks are active');
 
   const rsController = '--as=system:serviceaccount:kube-system:replicaset-controller';
-  const both = (resource: string, operation = 'CREATE') => [
-    `/mutate ${resource} ${operation}`,
-    `/validate ${resource} ${operation}`,
+  const sent = (webhook: string, resource: string, operation: string) =>
+    `${webhook === MUTATING ? '/mutate' : '/validate'} ${webhook} ${resource} ${operation}`;
+  const both = (resource: string, operation = 'CREATE', validating = WORKLOADS) => [
+    sent(MUTATING, resource, operation),
+    sent(validating, resource, operation),
   ];
-  const validateOnly = (resource: string, operation = 'CREATE') => [`/validate ${resource} ${operation}`];
+  const validateOnly = (resource: string, operation = 'CREATE', webhook = WORKLOADS) => [
+    sent(webhook, resource, operation),
+  ];
+  const seen = () =>
+    calls.map((call) => `${call.path} ${call.webhook} ${call.resource} ${call.operation}`).sort();
   const cases: { name: string; action: () => Promise<{ ok: boolean; out: string }>; expect: string[] }[] = [
     // pod() carries a seccomp profile: nothing to patch, so the mutating webhook is not called.
     { name: 'a pod in default', action: () => apply([pod('p1', 'default')]), expect: validateOnly('/pods') },
@@ -205,7 +235,7 @@ async function run(t: Test, bins: { apiserver: string; etcd: string }): Promise<
     {
       name: 'a labelled pod in portcullis, created by a user',
       action: () => apply([pod('p4', 'portcullis', true)]),
-      expect: validateOnly('/pods'),
+      expect: validateOnly('/pods', 'CREATE', OWN_NAMESPACE),
     },
     {
       name: 'Portcullis’ own pod: labelled, in portcullis, created by the ReplicaSet controller',
@@ -215,7 +245,7 @@ async function run(t: Test, bins: { apiserver: string; etcd: string }): Promise<
     {
       name: 'an unlabelled pod in portcullis, by the ReplicaSet controller',
       action: () => kubectl(['create', rsController, '-f', '-'], stringify(pod('p6', 'portcullis'))),
-      expect: validateOnly('/pods'),
+      expect: validateOnly('/pods', 'CREATE', OWN_NAMESPACE),
     },
     {
       name: 'a labelled pod elsewhere, by the ReplicaSet controller',
@@ -225,7 +255,7 @@ async function run(t: Test, bins: { apiserver: string; etcd: string }): Promise<
     {
       name: 'a pod UPDATE (no mutation: a pod’s securityContext is immutable)',
       action: () => kubectl(['-n', 'default', 'label', 'pod', 'target', 'edited=yes']),
-      expect: ['/validate /pods UPDATE'],
+      expect: validateOnly('/pods', 'UPDATE'),
     },
     {
       name: 'kubectl debug: an ephemeral container',
@@ -238,13 +268,13 @@ async function run(t: Test, bins: { apiserver: string; etcd: string }): Promise<
           '--image=registry.k8s.io/pause:3.10',
           '--container=debugger',
         ]),
-      expect: ['/validate /pods/ephemeralcontainers UPDATE'],
+      expect: validateOnly('/pods/ephemeralcontainers', 'UPDATE'),
     },
     {
       name: 'a Deployment in portcullis (the namespace is no bypass)',
       action: () =>
         kubectl(['-n', 'portcullis', 'create', 'deployment', 'd', '--image=registry.k8s.io/pause:3.10']),
-      expect: both('apps/deployments'),
+      expect: both('apps/deployments', 'CREATE', OWN_NAMESPACE),
     },
     {
       name: 'a CronJob',
@@ -261,20 +291,26 @@ async function run(t: Test, bins: { apiserver: string; etcd: string }): Promise<
       expect: both('batch/cronjobs'),
     },
     {
-      name: 'a ClusterRoleBinding (cluster-scoped: no namespaceSelector applies)',
+      name: 'a ClusterRoleBinding (cluster-scoped: no namespaceSelector applies), sent once',
       action: () => kubectl(['create', 'clusterrolebinding', 'crb', '--clusterrole=view', '--user=bob']),
-      expect: ['/validate rbac.authorization.k8s.io/clusterrolebindings CREATE'],
+      expect: validateOnly('rbac.authorization.k8s.io/clusterrolebindings'),
     },
     {
       name: 'a RoleBinding in portcullis',
       action: () =>
         kubectl(['-n', 'portcullis', 'create', 'rolebinding', 'rb', '--clusterrole=view', '--user=bob']),
-      expect: ['/validate rbac.authorization.k8s.io/rolebindings CREATE'],
+      expect: validateOnly('rbac.authorization.k8s.io/rolebindings', 'CREATE', OWN_NAMESPACE),
+    },
+    {
+      name: 'a RoleBinding elsewhere',
+      action: () =>
+        kubectl(['-n', 'default', 'create', 'rolebinding', 'rb', '--clusterrole=view', '--user=bob']),
+      expect: validateOnly('rbac.authorization.k8s.io/rolebindings'),
     },
     {
       name: 'an edit of the rules ConfigMap',
       action: () => kubectl(['-n', 'portcullis', 'label', 'configmap', 'portcullis-rules', 'edited=yes']),
-      expect: ['/validate /configmaps UPDATE'],
+      expect: validateOnly('/configmaps', 'UPDATE', RULES),
     },
     {
       name: 'another ConfigMap in portcullis',
@@ -314,7 +350,7 @@ async function run(t: Test, bins: { apiserver: string; etcd: string }): Promise<
       calls.length = 0;
       const result = await c.action();
       t.ok(result.ok, result.out);
-      t.same(calls.map((call) => `${call.path} ${call.resource} ${call.operation}`).sort(), c.expect);
+      t.same(seen(), [...c.expect].sort());
     });
   }
 
@@ -400,12 +436,67 @@ async function run(t: Test, bins: { apiserver: string; etcd: string }): Promise<
         const result = await kubectl(['create', '--dry-run=server', '-f', '-'], stringify(object));
         t.ok(result.ok, result.out);
         t.same(
-          calls.map((call) => `${call.path} ${call.resource} ${call.operation}`).sort(),
+          seen(),
           patched ? both(resource) : validateOnly(resource),
           patched ? 'mutate() patches it: the API server must call /mutate' : 'nothing to patch: not called',
         );
       });
     }
+  }
+
+  // A cel rule over pods: serve gives custom.portcullis.io the pods (as test/e2e/cel.test.ts shows);
+  // here a patch does what serve would. Portcullis' own pods must skip it as they skip the others,
+  // or Portcullis, down, would refuse its own replacement pods (the down phase below keeps it so).
+  const customIndex = records(
+    configurations.find((c) => c.kind === 'ValidatingWebhookConfiguration')?.['webhooks'],
+  ).findIndex((w) => w['name'] === CUSTOM);
+  const celPods = await kubectl([
+    'patch', 'validatingwebhookconfiguration', 'portcullis', '--type=json',
+    `-p=${JSON.stringify([
+      { op: 'test', path: `/webhooks/${customIndex}/name`, value: CUSTOM },
+      { op: 'add', path: `/webhooks/${customIndex}/rules`, value: [
+        { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: '*' },
+      ] },
+    ])}`,
+  ]); // prettier-ignore
+  t.ok(celPods.ok, celPods.out);
+  const customDeadline = Date.now() + 15_000;
+  calls.length = 0;
+  while (!calls.some((call) => call.webhook === CUSTOM) && Date.now() < customDeadline) {
+    await kubectl(['create', '--dry-run=server', '-f', '-'], stringify(pod('canary', 'default')));
+  }
+  t.ok(
+    calls.some((call) => call.webhook === CUSTOM),
+    'custom.portcullis.io sends pods',
+  );
+  const celCases: { name: string; action: () => Promise<{ ok: boolean; out: string }>; expect: string[] }[] =
+    [
+      {
+        name: 'a pod in default',
+        action: () => apply([pod('c1', 'default')]),
+        expect: [...validateOnly('/pods'), ...validateOnly('/pods', 'CREATE', CUSTOM)],
+      },
+      {
+        name: 'a labelled pod in portcullis, created by a user',
+        action: () => apply([pod('c2', 'portcullis', true)]),
+        expect: [
+          ...validateOnly('/pods', 'CREATE', OWN_NAMESPACE),
+          ...validateOnly('/pods', 'CREATE', CUSTOM),
+        ],
+      },
+      {
+        name: 'Portcullis’ own pod, by the ReplicaSet controller',
+        action: () => kubectl(['create', rsController, '-f', '-'], stringify(pod('c3', 'portcullis', true))),
+        expect: [],
+      },
+    ];
+  for (const c of celCases) {
+    await t.test(`with a cel rule over pods, sent as it should be: ${c.name}`, async (t) => {
+      calls.length = 0;
+      const result = await c.action();
+      t.ok(result.ok, result.out);
+      t.same(seen(), [...c.expect].sort());
+    });
   }
 
   // Portcullis goes down: nothing listens on the port any more.
@@ -433,7 +524,7 @@ async function run(t: Test, bins: { apiserver: string; etcd: string }): Promise<
   await t.test('Portcullis down: what it judges is refused, the rest goes through', async (t) => {
     const refused = await apply([pod('down1', 'default')]);
     t.notOk(refused.ok, 'a pod in default is refused');
-    t.match(refused.out, /failed calling webhook "(seccomp-defaults|workloads)\.portcullis\.io"/);
+    t.match(refused.out, /failed calling webhook "(seccomp-defaults|workloads|custom)\.portcullis\.io"/);
     const rules = await kubectl(['-n', 'portcullis', 'label', 'configmap', 'portcullis-rules', 'again=yes']);
     t.notOk(rules.ok, 'an edit of the rules is refused');
     t.match(rules.out, /failed calling webhook "rules\.portcullis\.io"/);
@@ -472,7 +563,7 @@ async function run(t: Test, bins: { apiserver: string; etcd: string }): Promise<
 
   await t.test('break-glass (docs/operations.md): fail open, then remove the configurations', async (t) => {
     const failOpen = [
-      ['validatingwebhookconfiguration', '[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Ignore"},{"op":"replace","path":"/webhooks/1/failurePolicy","value":"Ignore"}]'],
+      ['validatingwebhookconfiguration', '[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Ignore"},{"op":"replace","path":"/webhooks/1/failurePolicy","value":"Ignore"},{"op":"replace","path":"/webhooks/2/failurePolicy","value":"Ignore"},{"op":"replace","path":"/webhooks/3/failurePolicy","value":"Ignore"}]'],
       ['mutatingwebhookconfiguration', '[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Ignore"}]'],
     ]; // prettier-ignore
     for (const [kind, patch] of failOpen) {

@@ -175,6 +175,7 @@ const ALL_WEBHOOKS = [
   `${VALIDATING}: webhooks[0]`,
   `${VALIDATING}: webhooks[1]`,
   `${VALIDATING}: webhooks[2]`,
+  `${VALIDATING}: webhooks[3]`,
 ];
 
 const valueCases: { name: string; values: ChartValues; expect: string[] }[] = [
@@ -215,9 +216,24 @@ const valueCases: { name: string; values: ChartValues; expect: string[] }[] = [
   {
     name: 'webhooks.excludedNamespaces (the rules webhook keeps its own namespace)',
     values: { webhooks: { excludedNamespaces: ['kube-system', 'tigera-operator'] } },
-    expect: [`${MUTATING}: webhooks[0]`, `${VALIDATING}: webhooks[0]`, `${VALIDATING}: webhooks[2]`].map(
-      (w) => `${w}.namespaceSelector.matchExpressions[0].values[1]: default (absent), set "tigera-operator"`,
-    ),
+    expect: [
+      ...[`${MUTATING}: webhooks[0]`, `${VALIDATING}: webhooks[2]`].map(
+        (w) =>
+          `${w}.namespaceSelector.matchExpressions[0].values[1]: default (absent), set "tigera-operator"`,
+      ),
+      // workloads.portcullis.io leaves the release's namespace to workloads-own-namespace, last.
+      `${VALIDATING}: webhooks[0].namespaceSelector.matchExpressions[0].values[1]: default "portcullis", set "tigera-operator"`,
+      `${VALIDATING}: webhooks[0].namespaceSelector.matchExpressions[0].values[2]: default (absent), set "portcullis"`,
+    ],
+  },
+  {
+    name: 'webhooks.excludedNamespaces with the release’s own: its workload webhook goes, no name twice',
+    values: { webhooks: { excludedNamespaces: ['kube-system', 'portcullis'] } },
+    expect: [
+      `${MUTATING}: webhooks[0].namespaceSelector.matchExpressions[0].values[1]: default (absent), set "portcullis"`,
+      `${VALIDATING}: webhooks[2].namespaceSelector.matchExpressions[0].values[1]: default (absent), set "portcullis"`,
+      `${VALIDATING}: webhooks[3]: default {"name":"workloads-own-namespace.portcullis.io","admissionReviewVersions":["v1"],"sideEffects":"None","timeoutSeconds":5,"failurePolicy":"Fail","matchPolicy":"Equivalent","clientConfig":{"service":{"n…, set (absent)`,
+    ],
   },
   {
     name: 'webhooks.enabled=false (the first step of a safe install)',

@@ -77,8 +77,60 @@ matchExpressions:
     values: {{ toJson .Values.webhooks.excludedNamespaces }}
 {{- end }}
 
+{{/* workloads.portcullis.io's namespaceSelector: also not the release's namespace, which
+workloads-own-namespace.portcullis.io judges. */}}
+{{- define "portcullis.namespaceSelectorBesidesOwn" -}}
+matchExpressions:
+  - key: kubernetes.io/metadata.name
+    operator: NotIn
+    values: {{ toJson (uniq (append .Values.webhooks.excludedNamespaces .Release.Namespace)) }}
+{{- end }}
+
 {{/*
-The one kind of request both workload webhooks let through unjudged: the ReplicaSet controller
+The rules of the workload webhook pair (argument: dict rbacScope): workloads.portcullis.io sends
+roles and bindings of both scopes ("*"), workloads-own-namespace.portcullis.io the namespaced ones.
+*/}}
+{{- define "portcullis.workloadRules" -}}
+- apiGroups: ['']
+  apiVersions: [v1]
+  operations: [CREATE, UPDATE]
+  resources: [pods, podtemplates, replicationcontrollers]
+  scope: Namespaced
+# `kubectl debug` adds a container to a running pod through this subresource: judged by the
+# pod rules, and by podExec rules as a session (its command, image, user).
+- apiGroups: ['']
+  apiVersions: [v1]
+  operations: [UPDATE]
+  resources: [pods/ephemeralcontainers]
+  scope: Namespaced
+- apiGroups: [apps]
+  apiVersions: [v1]
+  operations: [CREATE, UPDATE]
+  resources: [deployments, daemonsets, statefulsets, replicasets]
+  scope: Namespaced
+- apiGroups: [batch]
+  apiVersions: [v1]
+  operations: [CREATE, UPDATE]
+  resources: [jobs, cronjobs]
+  scope: Namespaced
+# kubectl exec, attach and port-forward (and kubectl cp, an exec of tar), for podExec rules.
+- apiGroups: ['']
+  apiVersions: [v1]
+  operations: [CONNECT]
+  resources: [pods/exec, pods/attach, pods/portforward]
+  scope: Namespaced
+# ClusterRoles and ClusterRoleBindings are cluster-scoped: the namespaceSelector never skips
+# them, and "Namespaced" never sends them. The API server writes its bootstrap ClusterRoles through
+# here at every start.
+- apiGroups: [rbac.authorization.k8s.io]
+  apiVersions: [v1]
+  operations: [CREATE, UPDATE]
+  resources: [rolebindings, clusterrolebindings, roles, clusterroles]
+  scope: {{ .rbacScope | squote }}
+{{- end }}
+
+{{/*
+The one kind of request the workload webhooks let through unjudged: the ReplicaSet controller
 creating Portcullis' own pod in its namespace. Why, and why nothing wider: the comments in
 manifests/base/50-validatingwebhookconfiguration.yaml and docs/operations.md.
 */}}
