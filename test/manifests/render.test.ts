@@ -203,7 +203,7 @@ t.test('overlays/portcullis-certs puts the certs in the Secret and ca.crt in eve
       t.equal(at(webhook, 'clientConfig', 'caBundle'), caBundle, `${config.kind} ${String(webhook['name'])}`);
     }
   }
-  t.equal(webhooks, 4);
+  t.equal(webhooks, 5);
 });
 
 t.test('the certs/ directory of overlays/portcullis-certs is git-ignored (it holds the keys)', async (t) => {
