@@ -30,6 +30,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { BODY_LIMIT, KEEP_ALIVE_TIMEOUT_MS } from '../dist/server/server.js';
 import { generateCertificates } from '../dist/tls/certs.js';
+import { imageNode } from './image-node.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CONNECTIONS = 16;
@@ -56,13 +57,9 @@ const deadline = setTimeout(() => {
 }, DEADLINE_MS);
 deadline.unref();
 
-// The node flags the image runs Portcullis with (its Dockerfile ENTRYPOINT, between node and the
-// script): what ships is what is measured. The baseline gets the same, so the ratio prices code only.
-const NODE_FLAGS = JSON.parse(
-  /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))[1],
-)
-  .slice(1)
-  .filter((arg) => arg.startsWith('-'));
+// The node the image runs Portcullis with (its base image's major, its ENTRYPOINT's flags): what
+// ships is what is measured. The baseline runs the same way, so the ratio prices code only.
+const NODE = imageNode(ROOT);
 
 const fixture = JSON.parse(readFileSync(join(ROOT, 'bench/fixtures/pod-create-review.json'), 'utf8'));
 const allowedBody = JSON.stringify(fixture);
@@ -148,11 +145,11 @@ async function main() {
 
 function report(results) {
   const header = [
-    `Portcullis bench: node ${process.version}, ${availableParallelism()} cores, load average ` +
+    `Portcullis bench: servers on node ${NODE.version}, ${availableParallelism()} cores, load average ` +
       `${loadavg()
         .map((l) => l.toFixed(2))
         .join(' ')} at the end`,
-    `servers run as the image runs them: node ${NODE_FLAGS.join(' ') || '(no flags)'}`,
+    `servers run as the image runs them: node ${NODE.flags.join(' ') || '(no flags)'}`,
     `payload: Pod CREATE AdmissionReview, ${Buffer.byteLength(allowedBody)} B (denied variant ` +
       `${Buffer.byteLength(deniedBody)} B); ${CONNECTIONS} keep-alive connections; ${ROUNDS} rounds × ${ROUND_S} s ` +
       `after ${WARMUP_S} s warm-up each`,
@@ -236,8 +233,8 @@ function report(results) {
   console.log(
     JSON.stringify({
       ok: failures.length === 0,
-      node: process.version,
-      nodeFlags: NODE_FLAGS,
+      node: NODE.version,
+      nodeFlags: NODE.flags,
       cores: availableParallelism(),
       loadavg: loadavg().map((l) => Number(l.toFixed(2))),
       payloadBytes: Buffer.byteLength(allowedBody),
@@ -286,7 +283,7 @@ function json(r) {
 
 /** Starts a server child; its output is kept (the tail) for when it fails. */
 function start(name, port, args) {
-  const child = spawn(process.execPath, [...NODE_FLAGS, ...args], {
+  const child = spawn(NODE.path, [...NODE.flags, ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

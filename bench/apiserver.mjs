@@ -32,6 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { BODY_LIMIT, KEEP_ALIVE_TIMEOUT_MS } from '../dist/server/server.js';
 import { generateCertificates } from '../dist/tls/certs.js';
+import { imageNode } from './image-node.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLIENTS = 16;
@@ -56,12 +57,9 @@ const deadline = setTimeout(() => {
   void cleanup().then(() => process.exit(1));
 }, DEADLINE_MS);
 
-// The node flags the image runs Portcullis with: what ships is what is measured (as bench/admission.mjs).
-const NODE_FLAGS = JSON.parse(
-  /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))[1],
-)
-  .slice(1)
-  .filter((arg) => arg.startsWith('-'));
+// The node the image runs Portcullis with (its base image's major, its ENTRYPOINT's flags): what
+// ships is what is measured. The baseline runs the same way, so the ratio prices code only.
+const NODE = imageNode(ROOT);
 
 try {
   await main();
@@ -447,7 +445,7 @@ function deniedPod() {
 // --- processes and figures -----------------------------------------------------------------------
 
 function startNode(args, { drainStdout = false } = {}) {
-  const child = spawn(process.execPath, [...NODE_FLAGS, ...args], {
+  const child = spawn(NODE.path, [...NODE.flags, ...args], {
     cwd: ROOT,
     stdio: ['ignore', drainStdout ? 'pipe' : 'ignore', 'pipe'],
   });
@@ -499,7 +497,7 @@ function report(results, cpu, setupS, totalS) {
   const bare = compliant.bare;
   const fmt = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
   console.log(
-    `bench:apiserver: kube-apiserver + etcd on loopback, node ${process.version}, ${availableParallelism()} cores, ` +
+    `bench:apiserver: kube-apiserver + etcd on loopback, webhook servers on node ${NODE.version} ${NODE.flags.join(' ')}, ${availableParallelism()} cores, ` +
       `load average ${loadavg()
         .map((l) => l.toFixed(2))
         .join(' ')} at the end`,
