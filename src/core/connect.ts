@@ -13,6 +13,14 @@
 // any of the pod's volumes mountable. Each ephemeral container the request adds (in object, absent
 // by name from oldObject) is a session like an exec: the ones already there were judged when added,
 // and the API server refuses changing or removing them.
+//
+// What a debug container can take that its caller may not read (patching pods/ephemeralcontainers
+// needs no get on secrets): the pod's volumes that hold secrets, mounted anywhere, and the
+// namespace's Secrets through its environment (`env[].valueFrom.secretKeyRef`, `envFrom[].secretRef`,
+// a `fileKeyRef` into a secret volume), which the kubelet resolves with the node's rights and the
+// container prints. Volumes are the pod's and cannot change here, so a secret reaches a debug
+// container through volumeMounts and env only (or through the target's files and environment,
+// /proc/1/root/… and /proc/1/environ, which is denyCommands' part).
 
 import { rulesFor } from './evaluate.js';
 import {
@@ -55,13 +63,32 @@ export interface ConnectView extends SessionBase {
   container: string | undefined;
 }
 
-/** A volume of the pod that holds a secret or a service-account token, mounted by a debug container. */
+/** A volume of the pod that holds a secret, token or private key, mounted by a debug container. */
 export interface SecretMount {
   volume: string;
+  /** What the volume holds, as a message says it: `a secret or service-account token`. */
+  holds: string;
   mountPath: string;
   /** The volumeMount's path from the object root. */
   path: FieldPath;
 }
+
+/** Environment a debug container takes from a Secret. */
+export type SecretEnv =
+  /** `env[].valueFrom.secretKeyRef`: one key, as one variable. */
+  | { from: 'env'; variable: string; secret: string; key: string; path: FieldPath }
+  /** `envFrom[].secretRef`: every key of the Secret, each a variable (after `prefix`). */
+  | { from: 'envFrom'; secret: string; prefix: string; path: FieldPath }
+  /** `env[].valueFrom.fileKeyRef` into a pod volume that holds secret material (`holds`). */
+  | {
+      from: 'file';
+      variable: string;
+      volume: string;
+      holds: string;
+      file: string;
+      key: string;
+      path: FieldPath;
+    };
 
 /** One ephemeral container a pods/ephemeralcontainers UPDATE adds (`kubectl debug`). */
 export interface DebugView extends SessionBase {
@@ -79,6 +106,7 @@ export interface DebugView extends SessionBase {
   /** Path of the ephemeral container from the object root (`spec.ephemeralContainers.N`). */
   path: FieldPath;
   secretMounts: readonly SecretMount[];
+  secretEnv: readonly SecretEnv[];
   /** The pod's labels, from the stored pod (the request carries it, unlike a CONNECT's). */
   podLabels: Readonly<Record<string, string>>;
 }
@@ -144,7 +172,7 @@ function readDebugSessions(object: unknown, request: AdmissionRequest): DebugVie
   const pod = asObject(object, []);
   const spec = asObject(pod['spec'], ['spec']);
   const existing = existingEphemeralNames(request.oldObject);
-  const secretVolumes = secretVolumeNames(spec);
+  const volumes = secretVolumes(spec);
   const labels = podLabels(request.oldObject ?? object);
   const sessions: DebugView[] = [];
   optList(spec, 'ephemeralContainers', ['spec']).forEach((raw, index) => {
@@ -160,9 +188,11 @@ function readDebugSessions(object: unknown, request: AdmissionRequest): DebugVie
       const mountPath = [...path, 'volumeMounts', m];
       const mount = asObject(mountRaw, mountPath);
       const volume = optString(mount, 'name', mountPath) ?? '';
-      if (secretVolumes.has(volume))
+      const holds = volumes.get(volume);
+      if (holds !== undefined)
         secretMounts.push({
           volume,
+          holds,
           mountPath: optString(mount, 'mountPath', mountPath) ?? '',
           path: mountPath,
         });
@@ -182,6 +212,7 @@ function readDebugSessions(object: unknown, request: AdmissionRequest): DebugVie
       tty: optBoolean(container, 'tty', path) ?? false,
       path,
       secretMounts,
+      secretEnv: secretEnv(container, path, volumes),
       podLabels: labels,
     });
   });
@@ -202,26 +233,101 @@ function existingEphemeralNames(oldObject: unknown): ReadonlySet<string> {
   );
 }
 
+const SECRET_OR_TOKEN = 'a secret or service-account token';
+
 /**
- * The pod's volumes that hold a secret or a service-account token: `secret`, and `projected` with a
- * `secret` or `serviceAccountToken` source (the kube-api-access-… volume every pod gets).
+ * The pod's volumes that hold secret material, each with what it holds: `secret`; `projected` with
+ * a `secret` or `serviceAccountToken` source (the kube-api-access-… volume every pod gets) or a
+ * `podCertificate` one (a private key the kubelet makes, and the certificate a signer issued to the
+ * pod); and every inline `csi` volume, since admission cannot tell what a driver writes there and
+ * the common ones write secrets (Secrets Store CSI driver) or private keys (cert-manager's).
  */
-function secretVolumeNames(spec: JsonObject): ReadonlySet<string> {
-  const names = new Set<string>();
+function secretVolumes(spec: JsonObject): ReadonlyMap<string, string> {
+  const volumes = new Map<string, string>();
   optList(spec, 'volumes', ['spec']).forEach((raw, index) => {
     const path = ['spec', 'volumes', index];
     const volume = asObject(raw, path);
     const name = optString(volume, 'name', path) ?? '';
-    if (optObject(volume, 'secret', path) !== undefined) names.add(name);
+    if (optObject(volume, 'secret', path) !== undefined) volumes.set(name, SECRET_OR_TOKEN);
+    const csi = optObject(volume, 'csi', path);
+    if (csi !== undefined) {
+      const driver = optString(csi, 'driver', [...path, 'csi']) ?? '';
+      volumes.set(name, `a CSI volume of driver ${JSON.stringify(driver)}, which may hold secrets`);
+    }
     const projected = optObject(volume, 'projected', path);
     if (projected === undefined) return;
     const sources = optList(projected, 'sources', [...path, 'projected']);
     sources.forEach((sourceRaw, s) => {
       const source = asObject(sourceRaw, [...path, 'projected', 'sources', s]);
-      if (source['secret'] !== undefined || source['serviceAccountToken'] !== undefined) names.add(name);
+      if (source['secret'] !== undefined || source['serviceAccountToken'] !== undefined)
+        volumes.set(name, SECRET_OR_TOKEN);
+      else if (source['podCertificate'] !== undefined && !volumes.has(name))
+        volumes.set(name, "a pod certificate's private key");
     });
   });
-  return names;
+  return volumes;
+}
+
+/**
+ * What the container's environment takes from Secrets: each `env[].valueFrom.secretKeyRef`, each
+ * `envFrom[].secretRef`, and each `env[].valueFrom.fileKeyRef` (EnvFiles) that reads a volume in
+ * `volumes` (meant for an emptyDir an init container wrote; should the API server ever take a
+ * secret volume there, it is the same door). ConfigMaps and the downward API (fieldRef,
+ * resourceFieldRef) are not secret material.
+ */
+function secretEnv(
+  container: JsonObject,
+  path: FieldPath,
+  volumes: ReadonlyMap<string, string>,
+): SecretEnv[] {
+  const found: SecretEnv[] = [];
+  optList(container, 'env', path).forEach((raw, e) => {
+    const envPath = [...path, 'env', e];
+    const env = asObject(raw, envPath);
+    const valueFrom = optObject(env, 'valueFrom', envPath);
+    if (valueFrom === undefined) return;
+    const variable = optString(env, 'name', envPath) ?? '';
+    const filePath = [...envPath, 'valueFrom', 'fileKeyRef'];
+    const fileRef = optObject(valueFrom, 'fileKeyRef', [...envPath, 'valueFrom']);
+    if (fileRef !== undefined) {
+      const volume = optString(fileRef, 'volumeName', filePath) ?? '';
+      const holds = volumes.get(volume);
+      if (holds !== undefined)
+        found.push({
+          from: 'file',
+          variable,
+          volume,
+          holds,
+          file: optString(fileRef, 'path', filePath) ?? '',
+          key: optString(fileRef, 'key', filePath) ?? '',
+          path: filePath,
+        });
+    }
+    const refPath = [...envPath, 'valueFrom', 'secretKeyRef'];
+    const ref = optObject(valueFrom, 'secretKeyRef', [...envPath, 'valueFrom']);
+    if (ref === undefined) return;
+    found.push({
+      from: 'env',
+      variable,
+      secret: optString(ref, 'name', refPath) ?? '',
+      key: optString(ref, 'key', refPath) ?? '',
+      path: refPath,
+    });
+  });
+  optList(container, 'envFrom', path).forEach((raw, e) => {
+    const sourcePath = [...path, 'envFrom', e];
+    const source = asObject(raw, sourcePath);
+    const ref = optObject(source, 'secretRef', sourcePath);
+    if (ref === undefined) return;
+    const refPath = [...sourcePath, 'secretRef'];
+    found.push({
+      from: 'envFrom',
+      secret: optString(ref, 'name', refPath) ?? '',
+      prefix: optString(source, 'prefix', sourcePath) ?? '',
+      path: refPath,
+    });
+  });
+  return found;
 }
 
 function podLabels(object: unknown): Readonly<Record<string, string>> {

@@ -7,7 +7,7 @@ import { DEFAULT_RULES_PATH, loadRuleSetFile } from '../../src/config/ruleset-so
 import { evaluate, type CompiledRuleSet } from '../../src/core/index.js';
 import { expectDecision } from '../helpers/decisions.js';
 import { objectOf } from '../helpers/pods.js';
-import { POD_SPEC_PATHS, requestFor } from '../helpers/requests.js';
+import { debugContainer, debugRequest, POD_SPEC_PATHS, requestFor } from '../helpers/requests.js';
 
 const loaded = await loadRuleSetFile(DEFAULT_RULES_PATH);
 if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
@@ -139,5 +139,57 @@ for (const door of doors) {
 t.test('the shipped rules admit a compliant workload, in every kind, without a warning', async (t) => {
   for (const [kind] of POD_SPEC_PATHS) {
     expectDecision(t, evaluate(requestFor(kind, objectOf(kind, compliant())), DEFAULT), { messages: [] });
+  }
+});
+
+// kubectl debug through the shipped no-secret-reads (allowSecrets: false): whoever may patch
+// pods/ephemeralcontainers but not read secrets gets no Secret through a debug container's
+// environment or mounts; one with neither is admitted. The shipped trusted-registries rule wants a
+// registry.k8s.io image, and the pod rules judge the ephemeral container too: a clean one passes all.
+t.test('the shipped rules refuse a debug container that takes a Secret, and admit a clean one', async (t) => {
+  const image = 'registry.k8s.io/e2e-test-images/busybox:1.36.1-1';
+  const into = `debug container "dbg" (image ${image}) into pod shop/web`;
+  const added = (extra: Record<string, unknown>) => [debugContainer('dbg', ['env'], { image, ...extra })];
+  const rows: { name: string; request: ReturnType<typeof debugRequest>; messages: string[] }[] = [
+    {
+      name: 'env valueFrom.secretKeyRef',
+      request: debugRequest(
+        added({ env: [{ name: 'P', valueFrom: { secretKeyRef: { name: 'db', key: 'password' } } }] }),
+      ),
+      messages: [`${into}: env "P" takes key "password" of secret "db" [no-secret-reads]`],
+    },
+    {
+      name: 'envFrom secretRef',
+      request: debugRequest(added({ envFrom: [{ secretRef: { name: 'db' } }] })),
+      messages: [`${into}: envFrom takes every key of secret "db" [no-secret-reads]`],
+    },
+    {
+      name: 'the token volume mounted elsewhere',
+      request: debugRequest(added({ volumeMounts: [{ name: 'kube-api-access-7xq2p', mountPath: '/mnt' }] })),
+      messages: [
+        `${into}: mounts volume "kube-api-access-7xq2p" (a secret or service-account token) at "/mnt" [no-secret-reads]`,
+      ],
+    },
+    {
+      name: 'a configMapKeyRef (distractor)',
+      request: debugRequest(
+        added({
+          env: [{ name: 'L', valueFrom: { configMapKeyRef: { name: 'web-settings', key: 'level' } } }],
+        }),
+      ),
+      messages: [],
+    },
+    {
+      name: 'one added earlier with secret env does not fail a later clean one (distractor)',
+      request: debugRequest(added({}), {
+        before: [debugContainer('old', ['env'], { image, envFrom: [{ secretRef: { name: 'db' } }] })],
+      }),
+      messages: [],
+    },
+  ];
+  for (const row of rows) {
+    t.test(row.name, async (t) => {
+      expectDecision(t, evaluate(row.request, DEFAULT), { messages: row.messages });
+    });
   }
 });

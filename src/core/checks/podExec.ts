@@ -12,8 +12,9 @@
  * each ephemeral container it adds (absent by name from oldObject) judged as a session of its own.
  * Every other CONNECT (nodes/proxy, services/proxy, pods/proxy) is not judged.
  * Fields read: command[] (exec), container, stdin, tty; debug: spec.ephemeralContainers[] name,
- * image, command[], args[], stdin, tty, volumeMounts[], spec.volumes[] (which hold secrets or
- * tokens), oldObject.spec.ephemeralContainers[].name, the pod's labels; the request's namespace,
+ * image, command[], args[], stdin, tty, volumeMounts[], env[].valueFrom.secretKeyRef and
+ * fileKeyRef, envFrom[].secretRef and prefix, spec.volumes[] (which hold secrets, tokens or private keys),
+ * oldObject.spec.ephemeralContainers[].name, the pod's labels; the request's namespace,
  * name and userInfo; with `podSelector` on a CONNECT, the pod's labels from EvaluationContext.connectPod.
  * Denied, each reason its own finding, for the subresources in `subresources` only:
  * - a user that is not in `users` and in none of `groups`, when either is given (globs, `*` any run);
@@ -28,14 +29,20 @@
  *   case-sensitively. A debug container without `command` runs its image's entrypoint, which
  *   admission cannot see: `denyCommands` are matched against its args alone (the command itself for
  *   an image without an ENTRYPOINT, such as busybox), and `allowCommands` denies it (fail closed);
- * - debug, with `allowSecretMounts: false`: mounting a pod volume that holds a secret or a
- *   service-account token (`secret`; `projected` with a secret or serviceAccountToken source).
+ * - debug, with `allowSecrets: false`, each its own finding: mounting a pod volume that holds
+ *   secret material (`secret`; `projected` with a secret, serviceAccountToken or podCertificate
+ *   source; any inline `csi` volume), and taking a Secret into the environment
+ *   (`env[].valueFrom.secretKeyRef`, `envFrom[].secretRef`, a `fileKeyRef` into such a volume).
+ *   Patching pods/ephemeralcontainers needs no right to read secrets: the kubelet resolves them,
+ *   and the container prints them. configMapKeyRef, fieldRef, resourceFieldRef and other
+ *   fileKeyRefs are not secret. The former name `allowSecretMounts` is refused, naming this one
+ *   (it did not cover the environment).
  * Commands typed inside an interactive shell are never seen: deny patterns catch the first command
  * line only. The boundary is `allowCommands` with `allowInteractive: false`, or who may at all.
  * Versions: v1.0.
  * Params: subresources (default [exec, attach, portforward, debug]); users, groups (globs; default
  * anyone); allowInteractive (default true); denyCommands (globs, default none); allowCommands (globs,
- * default any command); allowSecretMounts (default true); podSelector: {matchLabels: {key: value}}
+ * default any command); allowSecrets (default true); podSelector: {matchLabels: {key: value}}
  * (default none).
  */
 
@@ -45,6 +52,7 @@ import {
   SESSION_KINDS,
   SESSION_TARGET,
   type SessionKind,
+  type SecretEnv,
   type SessionView,
 } from '../connect.js';
 import { compileFirstMatch, compileGlobs } from '../glob.js';
@@ -57,7 +65,9 @@ interface Params {
   allowInteractive: boolean;
   denyCommands: string[];
   allowCommands?: string[];
-  allowSecretMounts: boolean;
+  allowSecrets: boolean;
+  /** The name allowSecrets had before it covered env and envFrom: refused, naming the new one. */
+  allowSecretMounts?: unknown;
   podSelector?: { matchLabels: Record<string, string> };
 }
 
@@ -84,7 +94,9 @@ export const podExec = defineCheck<Params, readonly SessionView[]>({
       allowInteractive: { type: 'boolean', default: true },
       denyCommands: { ...globs, default: [] },
       allowCommands: globs,
-      allowSecretMounts: { type: 'boolean', default: true },
+      allowSecrets: { type: 'boolean', default: true },
+      // Any value: `validate` refuses it with the name to write instead of "unknown field".
+      allowSecretMounts: {},
       podSelector: {
         type: 'object',
         additionalProperties: false,
@@ -99,6 +111,15 @@ export const podExec = defineCheck<Params, readonly SessionView[]>({
       },
     },
   },
+  validate: (params) =>
+    params.allowSecretMounts === undefined
+      ? []
+      : [
+          {
+            path: ['allowSecretMounts'],
+            message: 'renamed: write allowSecrets, which also refuses env and envFrom taken from a secret',
+          },
+        ],
   versions: [
     {
       minimumVersion: 'v1.0',
@@ -155,13 +176,16 @@ export const podExec = defineCheck<Params, readonly SessionView[]>({
               say(['command'], 'command matches none of allowCommands');
             }
           }
-          if (session.subresource === 'debug' && !params.allowSecretMounts) {
+          if (session.subresource === 'debug' && !params.allowSecrets) {
+            const debug = describeSession(session);
             for (const mount of session.secretMounts) {
               findings.push({
                 path: mount.path,
-                message: `${describeSession(session)}: mounts volume ${JSON.stringify(mount.volume)} (a secret or service-account token) at ${JSON.stringify(mount.mountPath)}`,
+                message: `${debug}: mounts volume ${JSON.stringify(mount.volume)} (${mount.holds}) at ${JSON.stringify(mount.mountPath)}`,
               });
             }
+            for (const env of session.secretEnv)
+              findings.push({ path: env.path, message: `${debug}: ${secretEnvReason(env)}` });
           }
           return findings;
         };
@@ -204,4 +228,18 @@ function selectorReason(
   );
   if (missing.length === 0) return undefined;
   return `the pod is not labelled ${missing.map(([key, value]) => `${key}=${value}`).join(', ')}`;
+}
+
+/** `env "DB_PASSWORD" takes key "password" of secret "db"`, `envFrom takes every key of secret "db"`. */
+function secretEnvReason(env: SecretEnv): string {
+  switch (env.from) {
+    case 'env':
+      return `env ${JSON.stringify(env.variable)} takes key ${JSON.stringify(env.key)} of secret ${JSON.stringify(env.secret)}`;
+    case 'envFrom': {
+      const prefix = env.prefix === '' ? '' : ` (prefixed ${JSON.stringify(env.prefix)})`;
+      return `envFrom takes every key of secret ${JSON.stringify(env.secret)}${prefix}`;
+    }
+    case 'file':
+      return `env ${JSON.stringify(env.variable)} takes key ${JSON.stringify(env.key)} of file ${JSON.stringify(env.file)} in volume ${JSON.stringify(env.volume)} (${env.holds})`;
+  }
 }

@@ -486,7 +486,11 @@ t.test('params are validated', async (t) => {
   t.same(errors({ subresources: ['proxy'] }), [
     'rules.0.params.subresources.0: must be one of: "exec", "attach", "portforward", "debug"',
   ]);
-  t.same(errors({ allowSecretMounts: 'no' }), ['rules.0.params.allowSecretMounts: must be boolean']);
+  t.same(errors({ allowSecrets: 'no' }), ['rules.0.params.allowSecrets: must be boolean']);
+  const renamed =
+    'rules.0.params.allowSecretMounts: renamed: write allowSecrets, which also refuses env and envFrom taken from a secret';
+  t.same(errors({ allowSecretMounts: false }), [renamed], 'the former name, named the new one');
+  t.same(errors({ allowSecretMounts: true, allowSecrets: true }), [renamed], 'even beside the new one');
   t.same(errors({ subresources: [] }), ['rules.0.params.subresources: must NOT have fewer than 1 items']);
   t.same(errors({ podSelector: { matchLabels: {} } }), [
     'rules.0.params.podSelector.matchLabels: must NOT have fewer than 1 properties',
@@ -711,11 +715,49 @@ t.test('debug: podSelector reads the labels of the pod the request carries', asy
   );
 });
 
+/** The request with `volumes` added to the pod (the same before and after: volumes cannot change here). */
+function withVolumes(request: AdmissionRequest, volumes: unknown[]): AdmissionRequest {
+  const add = (pod: unknown): unknown => {
+    const copy = structuredClone(pod) as { spec: { volumes: unknown[] } };
+    copy.spec.volumes.push(...volumes);
+    return copy;
+  };
+  return { ...request, object: add(request.object), oldObject: add(request.oldObject) };
+}
+
 t.test(
-  'debug: allowSecretMounts: false refuses mounting a volume that holds a secret or token',
+  'debug: allowSecrets: false refuses mounting a volume that holds a secret, token or key',
   async (t) => {
     const mount = (name: string, mountPath: string) => ({ volumeMounts: [{ name, mountPath }] });
-    table(t, { allowSecretMounts: false }, [
+    const extraVolumes = [
+      {
+        name: 'vault',
+        csi: { driver: 'secrets-store.csi.k8s.io', volumeAttributes: { secretProviderClass: 'db' } },
+      },
+      {
+        name: 'identity',
+        projected: {
+          sources: [
+            {
+              podCertificate: {
+                signerName: 'example.com/mesh',
+                keyType: 'ED25519',
+                credentialBundlePath: 'bundle.pem',
+              },
+            },
+          ],
+        },
+      },
+      {
+        name: 'trust',
+        projected: { sources: [{ clusterTrustBundle: { signerName: 'example.com/mesh', path: 'ca.pem' } }] },
+      },
+      {
+        name: 'podinfo',
+        downwardAPI: { items: [{ path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } }] },
+      },
+    ];
+    table(t, { allowSecrets: false }, [
       {
         name: 'the projected service-account token volume, at another path',
         request: debugRequest([dbg(['cat', '/mnt/token'], mount('kube-api-access-7xq2p', '/mnt'))]),
@@ -728,6 +770,29 @@ t.test(
         name: 'a secret volume',
         request: debugRequest([dbg(['sh'], mount('tls', '/x'))]),
         messages: [`${debugInto}: mounts volume "tls" (a secret or service-account token) at "/x" [r]`],
+      },
+      {
+        name: 'an inline CSI volume (Secrets Store CSI driver): what a driver writes is unknown, so it counts',
+        request: withVolumes(debugRequest([dbg(['sh'], mount('vault', '/v'))]), extraVolumes),
+        messages: [
+          `${debugInto}: mounts volume "vault" (a CSI volume of driver "secrets-store.csi.k8s.io", which may hold secrets) at "/v" [r]`,
+        ],
+        fields: ['spec.ephemeralContainers[0].volumeMounts[0]'],
+      },
+      {
+        name: "a projected podCertificate: the pod's private key",
+        request: withVolumes(debugRequest([dbg(['sh'], mount('identity', '/id'))]), extraVolumes),
+        messages: [`${debugInto}: mounts volume "identity" (a pod certificate's private key) at "/id" [r]`],
+      },
+      {
+        name: 'a projected clusterTrustBundle: public certificates (distractor)',
+        request: withVolumes(debugRequest([dbg(['sh'], mount('trust', '/t'))]), extraVolumes),
+        messages: [],
+      },
+      {
+        name: 'a downwardAPI volume (distractor)',
+        request: withVolumes(debugRequest([dbg(['sh'], mount('podinfo', '/p'))]), extraVolumes),
+        messages: [],
       },
       {
         name: 'a configMap volume (distractor)',
@@ -749,6 +814,178 @@ t.test(
     ]);
   },
 );
+
+t.test('debug: allowSecrets: false refuses taking a Secret into the environment', async (t) => {
+  // Whoever may only patch pods/ephemeralcontainers, not read secrets, would otherwise add `env` and
+  // print it: the kubelet resolves the reference, not the caller.
+  const secretKey = (variable: string, secret: string, key: string) => ({
+    name: variable,
+    valueFrom: { secretKeyRef: { name: secret, key } },
+  });
+  const dbPassword = secretKey('DB_PASSWORD', 'db', 'password');
+  const envFromSecret = (secret: string, prefix?: string) => ({
+    ...(prefix === undefined ? {} : { prefix }),
+    secretRef: { name: secret },
+  });
+  const second = 'debug container "dbg2" (image busybox) into pod shop/web';
+  table(t, { allowSecrets: false }, [
+    {
+      name: 'env[].valueFrom.secretKeyRef',
+      request: debugRequest([dbg(['env'], { env: [{ name: 'MODE', value: 'debug' }, dbPassword] })]),
+      messages: [`${debugInto}: env "DB_PASSWORD" takes key "password" of secret "db" [r]`],
+      fields: ['spec.ephemeralContainers[0].env[1].valueFrom.secretKeyRef'],
+    },
+    {
+      name: 'an optional secretKeyRef is still one',
+      request: debugRequest([
+        dbg(['env'], {
+          env: [{ name: 'T', valueFrom: { secretKeyRef: { name: 'api', key: 'token', optional: true } } }],
+        }),
+      ]),
+      messages: [`${debugInto}: env "T" takes key "token" of secret "api" [r]`],
+    },
+    {
+      name: 'envFrom[].secretRef: every key of the Secret',
+      request: debugRequest([dbg(['env'], { envFrom: [envFromSecret('db')] })]),
+      messages: [`${debugInto}: envFrom takes every key of secret "db" [r]`],
+      fields: ['spec.ephemeralContainers[0].envFrom[0].secretRef'],
+    },
+    {
+      name: 'envFrom[].secretRef with a prefix',
+      request: debugRequest([
+        dbg(['env'], { envFrom: [{ configMapRef: { name: 'web-settings' } }, envFromSecret('db', 'DB_')] }),
+      ]),
+      messages: [`${debugInto}: envFrom takes every key of secret "db" (prefixed "DB_") [r]`],
+      fields: ['spec.ephemeralContainers[0].envFrom[1].secretRef'],
+    },
+    {
+      name: 'both in one container, and a secret mount: each its own finding',
+      request: debugRequest([
+        dbg(['env'], {
+          env: [dbPassword],
+          envFrom: [envFromSecret('api')],
+          volumeMounts: [{ name: 'tls', mountPath: '/x' }],
+        }),
+      ]),
+      messages: [
+        `${debugInto}: mounts volume "tls" (a secret or service-account token) at "/x" [r]`,
+        `${debugInto}: env "DB_PASSWORD" takes key "password" of secret "db" [r]`,
+        `${debugInto}: envFrom takes every key of secret "api" [r]`,
+      ],
+      fields: [
+        'spec.ephemeralContainers[0].volumeMounts[0]',
+        'spec.ephemeralContainers[0].env[0].valueFrom.secretKeyRef',
+        'spec.ephemeralContainers[0].envFrom[0].secretRef',
+      ],
+    },
+    {
+      name: 'in the second of two added containers: its own index in the path',
+      request: debugRequest([dbg(['env']), debugContainer('dbg2', ['env'], { env: [dbPassword] })]),
+      messages: [`${second}: env "DB_PASSWORD" takes key "password" of secret "db" [r]`],
+      fields: ['spec.ephemeralContainers[1].env[0].valueFrom.secretKeyRef'],
+    },
+    {
+      name: 'added after one already there that takes a secret: only the added one is judged',
+      request: debugRequest([debugContainer('dbg2', ['env'], { envFrom: [envFromSecret('api')] })], {
+        before: [debugContainer('old', ['env'], { env: [dbPassword], envFrom: [envFromSecret('db')] })],
+      }),
+      messages: [`${second}: envFrom takes every key of secret "api" [r]`],
+      fields: ['spec.ephemeralContainers[1].envFrom[0].secretRef'],
+    },
+    {
+      name: 'an already-present debug container with secret env does not fail a clean later one (distractor)',
+      request: debugRequest([dbg(['ls'])], {
+        before: [debugContainer('old', ['env'], { env: [dbPassword], envFrom: [envFromSecret('db')] })],
+      }),
+      messages: [],
+    },
+    {
+      name: 'configMapKeyRef, configMapRef, fieldRef, resourceFieldRef, a plain value (distractors)',
+      request: debugRequest([
+        dbg(['env'], {
+          env: [
+            { name: 'LEVEL', valueFrom: { configMapKeyRef: { name: 'web-settings', key: 'level' } } },
+            { name: 'NODE', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+            { name: 'SA', valueFrom: { fieldRef: { fieldPath: 'spec.serviceAccountName' } } },
+            { name: 'MEM', valueFrom: { resourceFieldRef: { resource: 'limits.memory' } } },
+            { name: 'PASSWORD', value: 'secretKeyRef' },
+          ],
+          envFrom: [
+            { configMapRef: { name: 'web-settings' } },
+            { prefix: 'S_', configMapRef: { name: 'secret' } },
+          ],
+        }),
+      ]),
+      messages: [],
+    },
+    {
+      name: 'fileKeyRef (EnvFiles) into a secret volume: the same door',
+      request: debugRequest([
+        dbg(['env'], {
+          env: [{ name: 'K', valueFrom: { fileKeyRef: { volumeName: 'tls', path: 'tls.key', key: 'k' } } }],
+        }),
+      ]),
+      messages: [
+        `${debugInto}: env "K" takes key "k" of file "tls.key" in volume "tls" (a secret or service-account token) [r]`,
+      ],
+      fields: ['spec.ephemeralContainers[0].env[0].valueFrom.fileKeyRef'],
+    },
+    {
+      name: 'fileKeyRef into an emptyDir an init container wrote (distractor)',
+      request: debugRequest([
+        dbg(['env'], {
+          env: [
+            { name: 'K', valueFrom: { fileKeyRef: { volumeName: 'scratch', path: 'app.env', key: 'k' } } },
+          ],
+        }),
+      ]),
+      messages: [],
+    },
+    {
+      name: 'a Secret named in the command is not a reference (distractor)',
+      request: debugRequest([dbg(['echo', 'secretKeyRef', 'db'])]),
+      messages: [],
+    },
+  ]);
+  table(t, { allowSecrets: true }, [
+    {
+      name: 'allowSecrets: true: the environment is not judged (distractor)',
+      request: debugRequest([dbg(['env'], { env: [dbPassword], envFrom: [envFromSecret('db')] })]),
+      messages: [],
+    },
+  ]);
+  table(t, { allowSecrets: false, subresources: ['exec'] }, [
+    {
+      name: 'a rule for exec only does not judge a debug container env (distractor)',
+      request: debugRequest([dbg(['env'], { env: [dbPassword] })]),
+      messages: [],
+    },
+  ]);
+  const ruleset = oneRule('podExec', { allowSecrets: false });
+  const malformed: [
+    name: string,
+    env: Record<string, unknown>,
+    path: (string | number)[],
+    message: string,
+  ][] = [
+    [
+      'secretKeyRef not an object',
+      { env: [{ name: 'X', valueFrom: { secretKeyRef: 'db' } }] },
+      ['spec', 'ephemeralContainers', 0, 'env', 0, 'valueFrom', 'secretKeyRef'],
+      'must be an object, not a string',
+    ],
+    [
+      'envFrom not a list',
+      { envFrom: { secretRef: { name: 'db' } } },
+      ['spec', 'ephemeralContainers', 0, 'envFrom'],
+      'must be a list, not an object',
+    ],
+  ];
+  for (const [name, extra, path, message] of malformed) {
+    const decision = evaluate(debugRequest([dbg(['env'], extra)]), ruleset);
+    t.same([decision.allowed, decision.malformed], [false, { path, message }], `${name}: fails closed`);
+  }
+});
 
 t.test('debug: exemptions first, and the pod rules still judge the ephemeral container', async (t) => {
   const ruleset = ruleSet(
@@ -851,6 +1088,7 @@ t.test('podSessions reads what the audit record shows of a debug container', asy
         tty: true,
         path: ['spec', 'ephemeralContainers', 1],
         secretMounts: [],
+        secretEnv: [],
         podLabels: { app: 'web' },
       },
     ],
