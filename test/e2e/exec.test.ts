@@ -224,6 +224,47 @@ async function suite(t: Test, binaries: Binaries): Promise<void> {
     );
   });
 
+  await t.test('a debug container whose env takes a Secret, written by hand, is denied', async (t) => {
+    // kubectl debug has no flag for env: a client that may patch pods/ephemeralcontainers (and not
+    // read secrets) writes the pod's ephemeral containers itself, as kubectl debug does underneath.
+    const addEphemeral = async (ns: string, name: string, container: Record<string, unknown>) => {
+      const got = await must(kubectl(['get', 'pod', name, '-n', ns, '-o', 'json']), `get pod ${name}`);
+      const pod = JSON.parse(got.stdout) as { spec: { ephemeralContainers?: unknown[] } };
+      pod.spec.ephemeralContainers = [
+        ...(pod.spec.ephemeralContainers ?? []),
+        { image: DEBUG_IMAGE, command: ['env'], targetContainerName: 'app', ...container },
+      ];
+      return kubectl(
+        ['replace', '--raw', `/api/v1/namespaces/${ns}/pods/${name}/ephemeralcontainers`, '-f', '-'],
+        pod,
+      );
+    };
+    const denied = await addEphemeral(SHOP, 'web', {
+      name: 'dbg-env',
+      env: [{ name: 'DB_PASSWORD', valueFrom: { secretKeyRef: { name: 'db', key: 'password' } } }],
+      envFrom: [{ prefix: 'DB_', secretRef: { name: 'db' } }],
+    });
+    t.not(denied.code, 0);
+    const into = `debug container "dbg-env" (image ${DEBUG_IMAGE}) into pod shop/web`;
+    t.match(
+      denied.stderr,
+      `${DENIED}${into}: env "DB_PASSWORD" takes key "password" of secret "db" [no-secret-reads]`,
+    );
+    t.match(
+      denied.stderr,
+      `${into}: envFrom takes every key of secret "db" (prefixed "DB_") [no-secret-reads]`,
+    );
+    const settings = await addEphemeral(LAB, 'plain', {
+      name: 'dbg-settings',
+      env: [{ name: 'LEVEL', valueFrom: { configMapKeyRef: { name: 'settings', key: 'level' } } }],
+    });
+    t.equal(
+      settings.code,
+      0,
+      settings.code === 0 ? 'a configMapKeyRef is no secret: added' : settings.stderr,
+    );
+  });
+
   await t.test(
     'an allowed kubectl debug adds its container; the one already there is not judged',
     async (t) => {
