@@ -171,6 +171,16 @@ t.test('the shipped rules refuse a debug container that takes a Secret, and admi
       ],
     },
     {
+      name: "the target's environment through /proc (debug --target)",
+      request: debugRequest(added({ command: ['sh', '-c', "tr '\\0' '\\n' < /proc/1/environ"] })),
+      messages: [`${into}: command matches "*/proc/*/environ*" [no-secret-reads]`],
+    },
+    {
+      name: 'a look-alike: /proc/1/status (distractor)',
+      request: debugRequest(added({ command: ['cat', '/proc/1/status'] })),
+      messages: [],
+    },
+    {
       name: 'a configMapKeyRef (distractor)',
       request: debugRequest(
         added({
