@@ -108,33 +108,63 @@ t.test('a body announced over the limit is refused before it is sent', async (t)
   t.equal(srv.audit.events.length, before + 1);
 });
 
+const BUDGET_MESSAGE = `the server is receiving more than the ${BUDGET} bytes of request bodies it holds at once; retry`;
+
 t.test('stalled large bodies share one budget; ordinary reviews still get through', async (t) => {
-  const chunk = `{"pad":"${'x'.repeat(200 * KiB)}`;
-  const first = await raw(srv, post('/validate', 300 * KiB), chunk);
+  // Declared 200 KiB: 168 KiB beyond a 32 KiB allowance each, so the second does not fit in what
+  // the first left. The first is taken when its headers arrive, though it sends only part.
+  const first = await raw(srv, post('/validate', 200 * KiB), `{"pad":"${'x'.repeat(100 * KiB)}`);
   await new Promise((r) => setTimeout(r, 200));
-  // 200 KiB beyond a 32 KiB allowance each: the second does not fit in what the first left.
-  const second = await raw(srv, post('/validate', 300 * KiB), chunk);
+  let firstOpen = true;
+  void first.closed.then(() => (firstOpen = false));
+  // The second sends its headers only: refused on its Content-Length, before a byte of body.
+  const second = await raw(srv, post('/validate', 200 * KiB));
   const refused = await second.closed;
   t.ok(refused.afterMs < REQUEST_TIMEOUT_MS, 'refused at once, not held');
   t.match(statusOf(refused.text), {
     code: 429,
-    body: {
-      reason: 'TooManyRequests',
-      message: `the server is receiving more than the ${BUDGET} bytes of request bodies it holds at once; retry`,
-    },
+    body: { reason: 'TooManyRequests', message: BUDGET_MESSAGE },
   });
+  t.match(refused.text, /\r\nconnection: close\r\n/i);
+  t.ok(firstOpen, 'the first, taken, is still being received');
 
   // Meanwhile the API server's reviews, within their allowance, are answered.
   for (let i = 0; i < 5; i++) {
     const reply = await srv.request('/validate', { body: podCreateReview() });
     t.equal(reply.status, 200, `ordinary review ${i + 1} answered while the budget is taken`);
   }
+  // A body announced within what is left is taken too: 88 KiB left, 60 KiB beyond the allowance.
+  const review = podCreateReview();
+  review.request.object.metadata['annotations'] = { 'example.com/blob': 'x'.repeat(90 * KiB) };
+  t.equal((await srv.request('/validate', { body: review })).status, 200, 'a 90 KiB review fits beside it');
 
   // Once the first is dropped, its bytes are given back: a large review fits again.
   await first.closed;
-  const review = podCreateReview();
   review.request.object.metadata['annotations'] = { 'example.com/blob': 'x'.repeat(200 * KiB) };
   t.equal((await srv.request('/validate', { body: review })).status, 200, 'a 200 KiB review is answered');
+});
+
+t.test('a chunked body, of no declared length, draws on the budget as it arrives', async (t) => {
+  const chunked = (text: string): string => `${text.length.toString(16)}\r\n${text}\r\n`;
+  const head =
+    'POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n';
+  // 150 KiB received: 118 KiB beyond the allowance, taken.
+  const first = await raw(srv, head, chunked(`{"pad":"${'x'.repeat(150 * KiB)}`));
+  await new Promise((r) => setTimeout(r, 200));
+  let firstOpen = true;
+  void first.closed.then(() => (firstOpen = false));
+  // The second is taken until what it has received passes what the first left (138 KiB).
+  const second = await raw(srv, head, chunked(`{"pad":"${'x'.repeat(100 * KiB)}`));
+  await new Promise((r) => setTimeout(r, 200));
+  let secondOpen = true;
+  void second.closed.then(() => (secondOpen = false));
+  t.ok(secondOpen, 'within what is left: still being received');
+  second.socket.write(chunked('x'.repeat(100 * KiB)));
+  const refused = await second.closed;
+  t.match(statusOf(refused.text), { code: 429, body: { message: BUDGET_MESSAGE } });
+  t.ok(firstOpen, 'the first keeps its share');
+  first.socket.destroy();
+  await first.closed;
 });
 
 t.test('the server survived all of it', async (t) => {
