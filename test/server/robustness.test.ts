@@ -20,7 +20,7 @@ import t from 'tap';
 import type { AuditEvent } from '../../src/audit/event.js';
 import { DEFAULT_RULES_PATH, MAX_RULESET_BYTES } from '../../src/config/ruleset-source.js';
 import { MAX_JSON_NODES } from '../../src/server/json-body.js';
-import { REQUEST_TIMEOUT_MS } from '../../src/server/server.js';
+import { BODY_ALLOWANCE, BODY_BUDGET, REQUEST_TIMEOUT_MS } from '../../src/server/server.js';
 import { generateCertificates } from '../../src/tls/certs.js';
 import { plainNode, REPO_ROOT } from '../helpers/manifests.js';
 import { localhostCertificates, podCreateReview, request, type Reply } from '../helpers/server.js';
@@ -30,6 +30,9 @@ const MAX_ANSWER_BYTES = 64 * 1024;
 const MAX_PROBE_DELAY_MS = 1_000;
 const MEMORY_LIMIT_BYTES = 256 * MiB;
 const SLOW_BODIES = 40;
+const SLOW_BODY_BYTES = 8 * MiB;
+/** The authenticated slow bodies the budget takes whole (each declares 8 MiB): the rest get 429. */
+const TAKEN_SLOW_BODIES = Math.floor(BODY_BUDGET / (SLOW_BODY_BYTES - BODY_ALLOWANCE));
 
 if (!existsSync(join(REPO_ROOT, 'dist/cli/main.js'))) {
   t.fail('dist/ is not built: run npm run build (npm test does)');
@@ -194,13 +197,13 @@ async function slowBody(withCertificate: boolean): Promise<{ status: number; tex
   );
   const sentAt = performance.now();
   socket.write(
-    `POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${8 * MiB}\r\n\r\n`,
+    `POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${SLOW_BODY_BYTES}\r\n\r\n`,
   );
   const chunk = Buffer.alloc(64 * 1024, 0x20);
   let open = true;
   void closed.then(() => (open = false));
   // All but the last byte, so the body never finishes.
-  for (let sent = 0; open && sent + chunk.length < 8 * MiB; sent += chunk.length) {
+  for (let sent = 0; open && sent + chunk.length < SLOW_BODY_BYTES; sent += chunk.length) {
     if (!socket.write(chunk)) await Promise.race([new Promise((r) => socket.once('drain', r)), closed]);
   }
   await closed;
@@ -361,15 +364,29 @@ t.test('a million empty containers: refused before parsing, at 3 MiB and at 8 Mi
 
 t.test('slow bodies are refused past the budget or dropped at the request timeout', async (t) => {
   slowReplies.forEach((reply, i) => {
-    // Without a certificate: refused (401) before the body is read. The connection closes while the
-    // client is still sending, so its 401 may be lost to the reset; the audit log has it either way.
-    // The same goes for a 429 refused mid-body.
+    // Without a certificate: refused (401) before the body is read; past the budget: refused (429)
+    // on the Content-Length, also before the body is read. The connection closes while the client
+    // is still sending, so the answer may be lost to the reset; the audit log has it either way.
     const allowed = i % 2 === 0 ? [408, 429, 0] : [401, 0];
     t.ok(allowed.includes(reply.status), `slow body ${i}: status ${reply.status}`);
   });
-  t.ok(
-    slowReplies.some((r) => r.status === 429),
-    'the budget refused some',
+  // The budget takes as many whole bodies as fit (4 of 8 MiB in 32 MiB) and refuses the others.
+  const authenticated = SLOW_BODIES / 2;
+  const slowEvents = events
+    .filter((e) => [408, 429].includes(e.responseStatus.code))
+    .map((e) => `${e.responseStatus.code} ${e.responseStatus.reason}: ${e.responseStatus.message}`)
+    .sort();
+  t.same(
+    slowEvents,
+    [
+      ...Array<string>(TAKEN_SLOW_BODIES).fill(
+        '408 Timeout: the connection closed before the whole body arrived',
+      ),
+      ...Array<string>(authenticated - TAKEN_SLOW_BODIES).fill(
+        `429 TooManyRequests: the server is receiving more than the ${BODY_BUDGET} bytes of request bodies it holds at once; retry`,
+      ),
+    ],
+    `${TAKEN_SLOW_BODIES} taken and dropped at the timeout, the other ${authenticated - TAKEN_SLOW_BODIES} refused`,
   );
   const longest = Math.max(...slowReplies.map((r) => r.heldMs));
   t.ok(
