@@ -7,8 +7,9 @@
 // neither logs nor counts a load again. Nor is the same text parsed twice, good or refused: a
 // refused text stays on disk until someone fixes it, and re-parsing it on every 5 s poll cost,
 // for the same refusal, 0.3-0.5 s of event loop and 30 MiB of heap each time (an alias bomb under
-// the size bound): probes late by a second, and peak RSS up by tens of MiB. A good text that follows a refused one is delivered even
-// when its hash is the one already in force: the fix is news (it ends the failure), the hash is not.
+// the size bound): probes late by a second, and peak RSS up by tens of MiB. A good text that
+// follows a refused one is delivered even when its hash is the one already in force: the fix is
+// news (it ends the failure), the hash is not.
 
 import type { Logger } from 'pino';
 import { parseRuleSet, type LoadedRuleSet, type RuleSetLoad } from './ruleset-source.js';

@@ -4,8 +4,9 @@
 // each send 8 MiB and never finish hold 320 MiB; with it, a body that would take the server past
 // its budget is refused (429, connection closed) while small reviews — the API server's — still
 // get their allowance and are answered. A body whose Content-Length says so is refused before a
-// byte of it is read, and one that is taken holds its whole share from then on. Bodies that stall are dropped by the server's request
-// timeout (server.ts), which closes the connection; the bytes they held are given back here.
+// byte of it is read, and one that is taken holds its whole share from then on. Bodies that stall
+// are dropped by the server's request timeout (server.ts), which closes the connection; the bytes
+// they held are given back here.
 
 import type { IncomingMessage } from 'node:http';
 import { RequestError, parseJsonBody } from './json-body.js';
